@@ -1,0 +1,1 @@
+"""The HTTP side of LedgerFlow: the FastAPI app, its routes, intake and waiting."""

@@ -1,0 +1,86 @@
+"""How a posting's state becomes an HTTP answer, for fresh requests, replays and waits.
+
+queued -> 202 with the status URL; posted -> 201 with the transaction; rejected -> 422
+problem whose `code` names the refusal; failed -> 202 with the error (operators can
+replay it). `wait` seconds, from `?wait=` or `Prefer: wait=`, hold the answer until the
+posting leaves `queued`, without holding a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from api.metrics import WAITS
+from api.presenters import posting_public, status_url
+from api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from api.waiting import OutcomeHub
+from ledger_core.errors import REFUSALS
+from ledger_core.model import ClientId, PostingRecord, PostingStatus
+from ledger_core.services import Ledger
+
+WAIT_S_MAX = 30.0
+_PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*\"?([0-9]+(?:\.[0-9]+)?)\"?", re.IGNORECASE)
+
+
+def wait_seconds(query_wait: float | None, prefer: str | None) -> float:
+    """The wait asked for: the query parameter first, then `Prefer: wait=N`, capped at 30 s."""
+    if query_wait is not None:
+        return query_wait
+    if prefer:
+        match = _PREFER_WAIT.search(prefer)
+        if match:
+            return min(float(match.group(1)), WAIT_S_MAX)
+    return 0.0
+
+
+async def settle(
+    record: PostingRecord,
+    *,
+    client_id: ClientId,
+    wait_s: float,
+    ledger: Ledger,
+    hub: OutcomeHub,
+) -> PostingRecord:
+    """Wait (if asked) for a queued posting, and load the transaction of a posted one."""
+    if record.status is PostingStatus.QUEUED and wait_s > 0:
+        finished = await hub.wait(record.request_id, wait_s)
+        WAITS.labels("finished" if finished else "timed_out").inc()
+        if not finished:
+            return record
+    elif record.status is not PostingStatus.POSTED or record.transaction is not None:
+        return record
+    return await asyncio.to_thread(ledger.get_posting, client_id, record.idempotency_key)
+
+
+def posting_answer(record: PostingRecord, *, replayed: bool, wait_s: float = 0) -> JSONResponse:
+    headers = {"Location": status_url(record.idempotency_key)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    if wait_s > 0:
+        headers["Preference-Applied"] = f"wait={wait_s:g}"
+    if record.status is PostingStatus.REJECTED:
+        return JSONResponse(
+            rejection_body(record), status_code=422, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        )
+    status_code = 201 if record.status is PostingStatus.POSTED else 202
+    return JSONResponse(
+        posting_public(record).model_dump(mode="json"), status_code=status_code, headers=headers
+    )
+
+
+def rejection_body(record: PostingRecord) -> dict[str, Any]:
+    code = record.error_code or "refused"
+    refusal = REFUSALS.get(code)
+    return problem_body(
+        code=code,
+        title=refusal.title if refusal else "Posting refused",
+        status=422,
+        detail=record.error_detail or "the ledger refused this posting",
+        idempotency_key=record.idempotency_key,
+        posting_status=record.status.value,
+        status_url=status_url(record.idempotency_key),
+    )

@@ -1,0 +1,62 @@
+"""The FastAPI application factory: routes, problem handlers, intake and the outcome hub."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import fakeredis
+from fastapi import FastAPI
+from redis.asyncio import Redis as AsyncRedis
+
+from api.intake import IntakeBatcher
+from api.metrics import TRANSIENT_RETRIES
+from api.problems import install_problem_handlers
+from api.routes import accounts, postings, system, transactions
+from api.waiting import OutcomeHub
+from worker.runtime import Runtime, embedded_redis_server
+
+DESCRIPTION = """
+Queue-backed double-entry payment ledger. Postings are checked, recorded durably, and
+applied in batches by partitioned workers. Amounts are decimal strings in major units;
+errors are RFC 9457 problem+json with a stable `code`.
+"""
+
+
+def async_redis_factory(runtime: Runtime) -> Any:
+    url = runtime.settings.redis_url
+    if url:
+        return lambda: AsyncRedis.from_url(url)
+    return lambda: fakeredis.FakeAsyncRedis(server=embedded_redis_server())
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    runtime.ledger.on_retry = lambda _fault: TRANSIENT_RETRIES.inc()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        intake = IntakeBatcher(runtime.ledger, runtime.redis, runtime.settings)
+        hub = OutcomeHub(runtime.ledger, async_redis_factory(runtime))
+        app.state.intake = intake
+        app.state.hub = hub
+        intake.start()
+        hub.start()
+        try:
+            yield
+        finally:
+            await intake.stop()
+            await hub.stop()
+
+    app = FastAPI(
+        title="LedgerFlow",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=runtime.settings.body_bytes_max,
+    )
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    for module in (accounts, transactions, postings, system):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,125 @@
+"""Group commit: concurrent posting requests share one intake transaction.
+
+Requests queue here; a committer takes everything waiting (up to `intake_batch_max`,
+waiting at most `intake_window_ms` for more), records it in one PostgreSQL commit, then
+enqueues one RQ job per partition for the new requests, and only then answers each
+request. 202 therefore always means committed. If Redis is down at that moment the
+requests stay queued in PostgreSQL and the reconciler enqueues them later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ledger_core.errors import Overloaded
+from ledger_core.model import ClientId, Posting
+from ledger_core.services import Accepted, Ledger
+from ledger_core.settings import Settings
+from api.metrics import (
+    ENQUEUE_FAILURES,
+    INTAKE_BATCH_SIZE,
+    INTAKE_COMMIT_SECONDS,
+    POSTINGS_ACCEPTED,
+)
+from redis import Redis
+from worker.queues import enqueue_batches
+
+log = logging.getLogger(__name__)
+COMMITTERS = 2
+
+
+@dataclass
+class _Submission:
+    requests: Sequence[tuple[ClientId, Posting]]
+    future: asyncio.Future[list[Accepted]] = field(repr=False)
+
+
+class IntakeBatcher:
+    def __init__(self, ledger: Ledger, redis: Redis, settings: Settings) -> None:
+        self.ledger = ledger
+        self.redis = redis
+        self.window_s = settings.intake_window_ms / 1000
+        self.batch_max = settings.intake_batch_max
+        self.queue: asyncio.Queue[_Submission] = asyncio.Queue(settings.intake_queue_max)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._committer()) for _ in range(COMMITTERS)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def submit(self, requests: Sequence[tuple[ClientId, Posting]]) -> list[Accepted]:
+        """Record `requests` durably (in the next group commit); one answer each, in order."""
+        future: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
+        try:
+            self.queue.put_nowait(_Submission(requests, future))
+        except asyncio.QueueFull:
+            raise Overloaded("intake is full; retry after a short pause") from None
+        return await future
+
+    async def _collect(self) -> list[_Submission]:
+        submissions = [await self.queue.get()]
+        count = len(submissions[0].requests)
+        deadline = time.monotonic() + self.window_s
+        while count < self.batch_max:
+            try:
+                submission = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    submission = await asyncio.wait_for(self.queue.get(), remaining)
+                except TimeoutError:
+                    break
+            submissions.append(submission)
+            count += len(submission.requests)
+        return submissions
+
+    async def _committer(self) -> None:
+        while True:
+            submissions = await self._collect()
+            try:
+                answers = await asyncio.to_thread(self._commit, submissions)
+            except Exception as error:  # noqa: BLE001 - each waiting request gets the error
+                for submission in submissions:
+                    if not submission.future.done():
+                        submission.future.set_exception(error)
+                continue
+            for submission, answer in zip(submissions, answers, strict=True):
+                if not submission.future.done():
+                    submission.future.set_result(answer)
+
+    def _commit(self, submissions: Sequence[_Submission]) -> list[list[Accepted]]:
+        started = time.perf_counter()
+        requests = [request for s in submissions for request in s.requests]
+        accepted = self.ledger.accept(requests)
+        by_partition: dict[int, list[int]] = {}
+        for answer in accepted:
+            if answer.created and answer.record is not None:
+                by_partition.setdefault(answer.record.partition, []).append(
+                    answer.record.request_id
+                )
+        try:
+            enqueue_batches(self.redis, by_partition)
+        except Exception:  # noqa: BLE001 - durable already; the reconciler re-enqueues
+            ENQUEUE_FAILURES.inc()
+            log.exception("enqueue failed after intake commit; the reconciler will re-enqueue")
+        INTAKE_BATCH_SIZE.observe(len(requests))
+        INTAKE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        created = sum(1 for a in accepted if a.created)
+        POSTINGS_ACCEPTED.labels("created").inc(created)
+        POSTINGS_ACCEPTED.labels("replayed_or_conflict").inc(len(accepted) - created)
+        answers: list[list[Accepted]] = []
+        offset = 0
+        for submission in submissions:
+            answers.append(accepted[offset : offset + len(submission.requests)])
+            offset += len(submission.requests)
+        return answers

@@ -1,0 +1,117 @@
+"""RFC 9457 problem details: the one place errors become HTTP answers.
+
+Every `LedgerError` becomes `application/problem+json` with its stable `code`; request
+shapes FastAPI refuses become 422 (or 400 for unparseable JSON); anything unexpected is
+logged and answered 500 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger_core.errors import (
+    BodyTooLarge,
+    InputError,
+    InvalidAmount,
+    InvalidIdempotencyKey,
+    InvalidMetadata,
+    InvalidRequest,
+    LedgerError,
+    MalformedJson,
+)
+
+log = logging.getLogger(__name__)
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# A field named here turns a shape error into that field's stable code.
+_FIELD_CODES: dict[str, type[InputError]] = {
+    "amount": InvalidAmount,
+    "metadata": InvalidMetadata,
+    "idempotency_key": InvalidIdempotencyKey,
+}
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: BodyTooLarge.code}
+
+
+def problem_body(
+    *, code: str, title: str, status: int, detail: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": f"urn:ledgerflow:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+
+
+def error_body(error: LedgerError, **extra: Any) -> dict[str, Any]:
+    return problem_body(
+        code=error.code, title=error.title, status=error.http_status, detail=error.detail, **extra
+    )
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        body, status_code=int(body["status"]), media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def shape_error(errors: Sequence[Any]) -> InputError:
+    """The input error for a list of pydantic errors: JSON, a known field, or the shape."""
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return MalformedJson("the body is not valid JSON")
+    first = errors[0] if errors else {}
+    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    field = next((part for part in reversed(location) if part in _FIELD_CODES), None)
+    where = ".".join(location) or "body"
+    detail = f"{where}: {first.get('msg', 'invalid')}"
+    if field == "amount" and first.get("type") == "string_type":
+        detail = f"{where}: amounts are decimal strings such as \"125.00\", not JSON numbers"
+    return (_FIELD_CODES[field] if field else InvalidRequest)(detail)
+
+
+def _errors_list(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in errors[:20]
+    ]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LedgerError)
+    async def ledger_error(_request: Request, error: LedgerError) -> JSONResponse:
+        return problem_response(error_body(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = error.errors()
+        return problem_response(error_body(shape_error(errors), errors=_errors_list(errors)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, "http_error")
+        body = problem_body(
+            code=code, title=str(error.detail), status=error.status_code, detail=str(error.detail)
+        )
+        return problem_response(body, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=error)
+        body = problem_body(
+            code="internal_error",
+            title="Internal error",
+            status=500,
+            detail="the service failed unexpectedly; the request may be retried with the same key",
+        )
+        return problem_response(body)

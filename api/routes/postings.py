@@ -1,0 +1,35 @@
+"""Posting status: where a client polls (or waits for) the outcome of its key."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import JSONResponse
+
+from api.answers import settle, wait_seconds
+from api.dependencies import ClientDep, HubDep, LedgerDep
+from api.presenters import API_PREFIX, posting_public
+from api.schemas import PostingPublic
+from ledger_core.rules import check_idempotency_key
+
+router = APIRouter(prefix=f"{API_PREFIX}/postings", tags=["postings"])
+
+
+@router.get("/{idempotency_key}", response_model=PostingPublic)
+async def get_posting(
+    idempotency_key: Annotated[str, Path(max_length=128)],
+    client_id: ClientDep,
+    ledger: LedgerDep,
+    hub: HubDep,
+    wait: Annotated[float | None, Query(ge=0, le=30)] = None,
+    prefer: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """`{status: queued|posted|rejected|failed}`; 404 for a key never accepted."""
+    check_idempotency_key(idempotency_key)
+    record = await asyncio.to_thread(ledger.get_posting, client_id, idempotency_key)
+    record = await settle(
+        record, client_id=client_id, wait_s=wait_seconds(wait, prefer), ledger=ledger, hub=hub
+    )
+    return JSONResponse(posting_public(record).model_dump(mode="json"))

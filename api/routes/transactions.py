@@ -1,0 +1,124 @@
+"""Transactions: submit one or a batch of postings, and read posted transactions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from api.answers import posting_answer, settle, wait_seconds
+from api.dependencies import ClientDep, HubDep, IntakeDep, LedgerDep
+from api.presenters import API_PREFIX, posting_public, transaction_public
+from api.problems import error_body, shape_error
+from api.schemas import (
+    BatchCreate,
+    BatchResults,
+    PostingPublic,
+    TransactionCreate,
+    TransactionPage,
+    TransactionPublic,
+)
+from ledger_core.errors import InputError
+from ledger_core.model import AccountId, Posting, TransactionId
+from ledger_core.rules import RawEntry, build_posting
+
+router = APIRouter(prefix=f"{API_PREFIX}/transactions", tags=["transactions"])
+
+WaitQuery = Annotated[
+    float | None,
+    Query(ge=0, le=30, description="Seconds to wait for the outcome (0-30)"),
+]
+PreferHeader = Annotated[str | None, Header(description="RFC 7240, e.g. `wait=5`")]
+
+
+def to_posting(body: TransactionCreate) -> Posting:
+    return build_posting(
+        idempotency_key=body.idempotency_key,
+        currency=body.currency,
+        entries=[RawEntry(AccountId(e.account_id), e.direction, e.amount) for e in body.entries],
+        reference=body.reference,
+        description=body.description,
+        metadata=body.metadata,
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=PostingPublic,
+    responses={
+        201: {"description": "Posted (with wait)", "model": PostingPublic},
+        409: {"description": "Idempotency key reused with a different body"},
+        422: {"description": "Invalid, or refused on ledger state (with wait)"},
+    },
+)
+async def submit_transaction(
+    body: TransactionCreate,
+    client_id: ClientDep,
+    intake: IntakeDep,
+    hub: HubDep,
+    ledger: LedgerDep,
+    wait: WaitQuery = None,
+    prefer: PreferHeader = None,
+) -> JSONResponse:
+    posting = to_posting(body)
+    [accepted] = await intake.submit([(client_id, posting)])
+    if accepted.conflict is not None:
+        raise accepted.conflict
+    assert accepted.record is not None
+    wait_s = wait_seconds(wait, prefer)
+    record = await settle(
+        accepted.record, client_id=client_id, wait_s=wait_s, ledger=ledger, hub=hub
+    )
+    return posting_answer(record, replayed=not accepted.created, wait_s=wait_s)
+
+
+@router.post("/batch", response_model=BatchResults)
+async def submit_batch(
+    body: BatchCreate, client_id: ClientDep, intake: IntakeDep
+) -> JSONResponse:
+    """Up to 1,000 postings in one request; one result per item, in order."""
+    results: list[dict[str, Any]] = [{} for _ in body.transactions]
+    valid: list[tuple[int, Posting]] = []
+    for index, raw in enumerate(body.transactions):
+        try:
+            valid.append((index, to_posting(TransactionCreate.model_validate(raw))))
+        except ValidationError as error:
+            results[index] = error_body(shape_error(error.errors()), index=index)
+        except InputError as error:
+            results[index] = error_body(error, index=index)
+    accepted = await intake.submit([(client_id, p) for _, p in valid]) if valid else []
+    for (index, posting), answer in zip(valid, accepted, strict=True):
+        if answer.conflict is not None:
+            results[index] = error_body(
+                answer.conflict, index=index, idempotency_key=posting.idempotency_key
+            )
+        else:
+            assert answer.record is not None
+            results[index] = posting_public(answer.record).model_dump(
+                mode="json", exclude_none=True
+            )
+    return JSONResponse({"results": results})
+
+
+@router.get("/{transaction_id}", response_model=TransactionPublic)
+def get_transaction(transaction_id: uuid.UUID, ledger: LedgerDep) -> TransactionPublic:
+    return transaction_public(ledger.get_transaction(TransactionId(transaction_id)))
+
+
+@router.get("", response_model=TransactionPage)
+def list_transactions(
+    ledger: LedgerDep,
+    account_id: uuid.UUID | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> TransactionPage:
+    page = ledger.list_transactions(
+        None if account_id is None else AccountId(account_id), cursor, limit
+    )
+    return TransactionPage(
+        items=[transaction_public(t) for t in page.items], next_cursor=page.next_cursor
+    )

@@ -1,0 +1,167 @@
+"""Read-only invariant checks of a live ledger (`ledgerflow verify`).
+
+Like the repository, this module speaks SQL, but only SELECTs. Each check returns
+readable lines naming what is wrong; an empty report means the ledger holds:
+  - per currency, total debits equal total credits;
+  - every account's posted totals equal the sums of its entries;
+  - every transaction's entries sum to zero;
+  - no account breaks its flags;
+  - every posted request has exactly one transaction and every transaction a posted request;
+  - every queued request is carried by a live job (checked with data the caller passes in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, case, func, select
+
+from ledger_core.repository import Database
+from ledger_core.tables import accounts, entries, posting_requests, transactions
+
+_signed = case((entries.c.direction == "debit", entries.c.amount_minor), else_=-entries.c.amount_minor)
+_debits = func.coalesce(
+    func.sum(case((entries.c.direction == "debit", entries.c.amount_minor), else_=0)), 0
+)
+_credits = func.coalesce(
+    func.sum(case((entries.c.direction == "credit", entries.c.amount_minor), else_=0)), 0
+)
+LINES_PER_CHECK_MAX = 20
+
+
+@dataclass
+class AuditReport:
+    problems: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _currencies_balance(connection: Connection) -> list[str]:
+    rows = connection.execute(
+        select(entries.c.currency, _debits, _credits).group_by(entries.c.currency)
+    ).all()
+    return [
+        f"currency {row[0]}: debits {row[1]} != credits {row[2]} (minor units)"
+        for row in rows
+        if row[1] != row[2]
+    ]
+
+
+def _accounts_match_entries(connection: Connection) -> list[str]:
+    sums = (
+        select(entries.c.account_id, _debits.label("debits"), _credits.label("credits"))
+        .group_by(entries.c.account_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(
+            accounts.c.id,
+            accounts.c.debits_posted,
+            accounts.c.credits_posted,
+            func.coalesce(sums.c.debits, 0),
+            func.coalesce(sums.c.credits, 0),
+        )
+        .select_from(accounts.outerjoin(sums, sums.c.account_id == accounts.c.id))
+        .where(
+            (accounts.c.debits_posted != func.coalesce(sums.c.debits, 0))
+            | (accounts.c.credits_posted != func.coalesce(sums.c.credits, 0))
+        )
+        .limit(LINES_PER_CHECK_MAX)
+    ).all()
+    return [
+        f"account {row[0]}: stored debits/credits {row[1]}/{row[2]} "
+        f"but entries sum to {row[3]}/{row[4]}"
+        for row in rows
+    ]
+
+
+def _transactions_sum_to_zero(connection: Connection) -> list[str]:
+    rows = connection.execute(
+        select(transactions.c.id, func.sum(_signed))
+        .select_from(transactions.join(entries))
+        .group_by(transactions.c.id)
+        .having(func.sum(_signed) != 0)
+        .limit(LINES_PER_CHECK_MAX)
+    ).all()
+    return [f"transaction {row[0]}: entries sum to {row[1]}, not 0" for row in rows]
+
+
+def _flags_hold(connection: Connection) -> list[str]:
+    rows = connection.execute(
+        select(accounts.c.id, accounts.c.debits_posted, accounts.c.credits_posted)
+        .where(
+            ((accounts.c.flags.op("&")(1) != 0) & (accounts.c.debits_posted > accounts.c.credits_posted))
+            | ((accounts.c.flags.op("&")(2) != 0) & (accounts.c.credits_posted > accounts.c.debits_posted))
+        )
+        .limit(LINES_PER_CHECK_MAX)
+    ).all()
+    return [f"account {row[0]}: breaks its flags with debits {row[1]}, credits {row[2]}" for row in rows]
+
+
+def _requests_match_transactions(connection: Connection) -> list[str]:
+    joined = posting_requests.outerjoin(
+        transactions, transactions.c.request_id == posting_requests.c.id
+    )
+    rows = connection.execute(
+        select(posting_requests.c.id, posting_requests.c.status, transactions.c.id)
+        .select_from(joined)
+        .where(
+            ((posting_requests.c.status == "posted") & transactions.c.id.is_(None))
+            | ((posting_requests.c.status != "posted") & transactions.c.id.is_not(None))
+        )
+        .limit(LINES_PER_CHECK_MAX)
+    ).all()
+    return [f"request {row[0]} is {row[1]} but its transaction is {row[2]}" for row in rows]
+
+
+def _queued_are_carried(
+    connection: Connection, carried: Mapping[int, int], accepted_before: datetime
+) -> list[str]:
+    rows = connection.execute(
+        select(posting_requests.c.partition, func.max(posting_requests.c.id), func.count())
+        .where(
+            posting_requests.c.status == "queued",
+            posting_requests.c.accepted_at < accepted_before,
+        )
+        .group_by(posting_requests.c.partition)
+    ).all()
+    return [
+        f"partition {row[0]}: {row[2]} queued requests up to id {row[1]}, "
+        f"but live jobs reach only id {carried.get(int(row[0]), 0)}"
+        for row in rows
+        if carried.get(int(row[0]), 0) < row[1]
+    ]
+
+
+def audit(
+    database: Database, *, carried: Mapping[int, int], accepted_before: datetime
+) -> AuditReport:
+    """Run every check in one read transaction; `carried` maps partition -> newest id a job reaches."""
+    report = AuditReport()
+    isolation = "REPEATABLE READ" if database.dialect == "postgresql" else "SERIALIZABLE"
+    with database.engine.connect().execution_options(
+        isolation_level=isolation
+    ) as connection, connection.begin():
+        for check in (
+            _currencies_balance,
+            _accounts_match_entries,
+            _transactions_sum_to_zero,
+            _flags_hold,
+            _requests_match_transactions,
+        ):
+            report.problems.extend(check(connection))
+        report.problems.extend(_queued_are_carried(connection, carried, accepted_before))
+        for status, count in connection.execute(
+            select(posting_requests.c.status, func.count()).group_by(posting_requests.c.status)
+        ).all():
+            report.counts[f"requests_{status}"] = int(count)
+        report.counts["accounts"] = int(connection.execute(select(func.count()).select_from(accounts)).scalar_one())
+        report.counts["transactions"] = int(
+            connection.execute(select(func.count()).select_from(transactions)).scalar_one()
+        )
+    return report

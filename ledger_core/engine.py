@@ -1,0 +1,135 @@
+"""The posting engine: pure functions over locked balances.
+
+Given the balances of every account a batch touches (read under row locks) and the batch's
+postings in acceptance order, `apply_postings` returns one outcome per posting and the new
+balances. A refused posting changes nothing; an accepted one moves each account's posted
+totals by exactly its entries. The outcome of a posting depends only on the balances left by
+the postings before it, so cutting a sequence into batches differently gives the same result.
+
+Refusal codes in order of precedence (the first that applies is reported):
+  1. account_not_found   an entry names an account that does not exist
+  2. account_inactive    an entry names an inactive account
+  3. currency_mismatch   an account's currency differs from the posting's
+  4. balance_overflow    a posted total would pass the largest BIGINT
+  5. insufficient_funds  a debits_must_not_exceed_credits account would have debits > credits
+  6. exceeds_debits      a credits_must_not_exceed_debits account would have credits > debits
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from ledger_core.errors import (
+    AccountInactive,
+    AccountNotFoundForPosting,
+    BalanceOverflow,
+    CurrencyMismatch,
+    ExceedsDebits,
+    InsufficientFunds,
+    Refusal,
+)
+from ledger_core.model import (
+    AccountFlag,
+    AccountId,
+    AccountStatus,
+    Balance,
+    Direction,
+    Outcome,
+    Posting,
+    QueuedPosting,
+)
+from ledger_core.money import BIGINT_MAX
+
+
+def account_deltas(posting: Posting) -> dict[AccountId, tuple[int, int]]:
+    """Per account, the (debits, credits) a posting adds, summed over its entries."""
+    deltas: dict[AccountId, tuple[int, int]] = {}
+    for entry in posting.entries:
+        debits, credits = deltas.get(entry.account_id, (0, 0))
+        if entry.direction is Direction.DEBIT:
+            debits += entry.amount_minor
+        else:
+            credits += entry.amount_minor
+        deltas[entry.account_id] = (debits, credits)
+    return deltas
+
+
+def check_accounts(balances: Mapping[AccountId, Balance], posting: Posting) -> Refusal | None:
+    """Refusals 1-3: every account exists, is active and holds the posting's currency."""
+    for entry in posting.entries:
+        if entry.account_id not in balances:
+            return AccountNotFoundForPosting(f"account {entry.account_id} does not exist")
+    for entry in posting.entries:
+        if balances[entry.account_id].status is not AccountStatus.ACTIVE:
+            return AccountInactive(f"account {entry.account_id} is inactive")
+    for entry in posting.entries:
+        account_currency = balances[entry.account_id].currency
+        if account_currency != posting.currency:
+            return CurrencyMismatch(
+                f"account {entry.account_id} holds {account_currency}, "
+                f"the transaction is in {posting.currency}"
+            )
+    return None
+
+
+def check_totals(after: Sequence[Balance]) -> Refusal | None:
+    """Refusals 4-6 on the balances a posting would leave behind."""
+    for balance in after:
+        if balance.debits_posted > BIGINT_MAX or balance.credits_posted > BIGINT_MAX:
+            return BalanceOverflow(f"account {balance.account_id} would pass the largest amount")
+    for balance in after:
+        if (
+            AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS in balance.flags
+            and balance.debits_posted > balance.credits_posted
+        ):
+            return InsufficientFunds(
+                f"account {balance.account_id} would have debits greater than credits"
+            )
+    for balance in after:
+        if (
+            AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS in balance.flags
+            and balance.credits_posted > balance.debits_posted
+        ):
+            return ExceedsDebits(
+                f"account {balance.account_id} would have credits greater than debits"
+            )
+    return None
+
+
+def apply_posting(
+    balances: Mapping[AccountId, Balance], posting: Posting
+) -> tuple[list[Balance], Refusal | None]:
+    """The balances one posting would leave for the accounts it touches, or its refusal."""
+    refusal = check_accounts(balances, posting)
+    if refusal is not None:
+        return [], refusal
+    after = [
+        replace(
+            balances[account_id],
+            debits_posted=balances[account_id].debits_posted + debits,
+            credits_posted=balances[account_id].credits_posted + credits,
+        )
+        for account_id, (debits, credits) in account_deltas(posting).items()
+    ]
+    refusal = check_totals(after)
+    if refusal is not None:
+        return [], refusal
+    return after, None
+
+
+def apply_postings(
+    balances: Mapping[AccountId, Balance], postings: Sequence[QueuedPosting]
+) -> tuple[dict[AccountId, Balance], list[Outcome]]:
+    """Apply postings in order; return the new balances and one outcome per posting."""
+    current = dict(balances)
+    outcomes: list[Outcome] = []
+    for queued in postings:
+        after, refusal = apply_posting(current, queued.posting)
+        if refusal is not None:
+            outcomes.append(Outcome(queued.request_id, False, refusal.code, refusal.detail))
+            continue
+        for balance in after:
+            current[balance.account_id] = balance
+        outcomes.append(Outcome(queued.request_id, True))
+    return current, outcomes

@@ -1,0 +1,238 @@
+"""The one error tree of LedgerFlow. Every class carries a stable `code` that clients see.
+
+    LedgerError
+    ├── InputError                     refused before anything is stored (HTTP 422/400/413)
+    │   ├── InvalidRequest             the body does not have the documented shape
+    │   ├── InvalidAmount
+    │   ├── UnsupportedCurrency
+    │   ├── InvalidEntries             too few or too many entries, mixed currencies
+    │   ├── Unbalanced
+    │   ├── InvalidMetadata
+    │   └── InvalidIdempotencyKey
+    ├── Refusal                        refused on ledger state; final for its key
+    │   ├── AccountNotFoundForPosting
+    │   ├── AccountInactive
+    │   ├── CurrencyMismatch
+    │   ├── InsufficientFunds          debits_must_not_exceed_credits would break
+    │   ├── ExceedsDebits              credits_must_not_exceed_debits would break
+    │   └── BalanceOverflow
+    ├── IdempotencyConflict            same key, different body (HTTP 409)
+    ├── NotFound                       a resource that does not exist (HTTP 404)
+    │   ├── AccountNotFound
+    │   ├── TransactionNotFound
+    │   └── PostingNotFound
+    ├── Overloaded                     the service cannot take more now (HTTP 503)
+    └── TransientFault                 database or queue hiccup; retried a bounded number of times
+
+Domain refusals are final and never retried; transient faults are retried with backoff;
+anything else is a programmer error and surfaces as a logged 500.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LedgerError(Exception):
+    """Base of every error LedgerFlow raises on purpose."""
+
+    code: ClassVar[str] = "ledger_error"
+    title: ClassVar[str] = "Ledger error"
+    http_status: ClassVar[int] = 400
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+
+class InputError(LedgerError):
+    """Raised when a request is wrong in itself, before any ledger state is read."""
+
+    code = "invalid_request"
+    title = "Invalid request"
+    http_status = 422
+
+
+class InvalidRequest(InputError):
+    """Raised when the body is not valid JSON or does not have the documented shape."""
+
+
+class MalformedJson(InputError):
+    """Raised when the body is not parseable JSON."""
+
+    code = "malformed_json"
+    title = "Malformed JSON"
+    http_status = 400
+
+
+class BodyTooLarge(InputError):
+    """Raised when the body is larger than the service accepts."""
+
+    code = "body_too_large"
+    title = "Body too large"
+    http_status = 413
+
+
+class InvalidAmount(InputError):
+    """Raised when an amount is not a positive decimal string within the currency's exponent."""
+
+    code = "invalid_amount"
+    title = "Invalid amount"
+
+
+class UnsupportedCurrency(InputError):
+    """Raised when a currency is not an ISO 4217 code with a minor unit."""
+
+    code = "unsupported_currency"
+    title = "Unsupported currency"
+
+
+class InvalidEntries(InputError):
+    """Raised when a transaction has fewer than 2 or more than 64 entries, or mixed currencies."""
+
+    code = "invalid_entries"
+    title = "Invalid entries"
+
+
+class Unbalanced(InputError):
+    """Raised when a transaction's debits do not equal its credits."""
+
+    code = "unbalanced"
+    title = "Unbalanced transaction"
+
+
+class InvalidMetadata(InputError):
+    """Raised when metadata is not a small map of short strings."""
+
+    code = "invalid_metadata"
+    title = "Invalid metadata"
+
+
+class InvalidIdempotencyKey(InputError):
+    """Raised when the idempotency key is missing or has characters outside the allowed set."""
+
+    code = "invalid_idempotency_key"
+    title = "Invalid idempotency key"
+
+
+class InvalidCursor(InputError):
+    """Raised when a pagination cursor was not produced by this service."""
+
+    code = "invalid_cursor"
+    title = "Invalid cursor"
+
+
+class Refusal(LedgerError):
+    """Raised (or recorded) when ledger state refuses a posting. Final for its key."""
+
+    code = "refused"
+    title = "Posting refused"
+    http_status = 422
+
+
+class AccountNotFoundForPosting(Refusal):
+    """Raised when a posting names an account that does not exist."""
+
+    code = "account_not_found"
+    title = "Account not found"
+
+
+class AccountInactive(Refusal):
+    """Raised when a posting names an inactive account."""
+
+    code = "account_inactive"
+    title = "Account inactive"
+
+
+class CurrencyMismatch(Refusal):
+    """Raised when a posting's currency differs from one of its accounts' currency."""
+
+    code = "currency_mismatch"
+    title = "Currency mismatch"
+
+
+class InsufficientFunds(Refusal):
+    """Raised when an account flagged debits_must_not_exceed_credits would break its flag."""
+
+    code = "insufficient_funds"
+    title = "Insufficient funds"
+
+
+class ExceedsDebits(Refusal):
+    """Raised when an account flagged credits_must_not_exceed_debits would break its flag."""
+
+    code = "exceeds_debits"
+    title = "Credits would exceed debits"
+
+
+class BalanceOverflow(Refusal):
+    """Raised when an account's posted totals would pass the largest storable amount."""
+
+    code = "balance_overflow"
+    title = "Balance overflow"
+
+
+REFUSALS: dict[str, type[Refusal]] = {
+    cls.code: cls
+    for cls in (
+        AccountNotFoundForPosting,
+        AccountInactive,
+        CurrencyMismatch,
+        InsufficientFunds,
+        ExceedsDebits,
+        BalanceOverflow,
+    )
+}
+
+
+class IdempotencyConflict(LedgerError):
+    """Raised when an idempotency key is reused with a different body."""
+
+    code = "idempotency_conflict"
+    title = "Idempotency conflict"
+    http_status = 409
+
+
+class NotFound(LedgerError):
+    """Raised when a requested resource does not exist."""
+
+    code = "not_found"
+    title = "Not found"
+    http_status = 404
+
+
+class AccountNotFound(NotFound):
+    """Raised when an account looked up by id does not exist."""
+
+    code = "account_not_found"
+    title = "Account not found"
+
+
+class TransactionNotFound(NotFound):
+    """Raised when a transaction looked up by id does not exist."""
+
+    code = "transaction_not_found"
+    title = "Transaction not found"
+
+
+class PostingNotFound(NotFound):
+    """Raised when a status URL names an idempotency key that was never accepted."""
+
+    code = "posting_not_found"
+    title = "Posting not found"
+
+
+class Overloaded(LedgerError):
+    """Raised when the service cannot accept more work right now."""
+
+    code = "overloaded"
+    title = "Service overloaded"
+    http_status = 503
+
+
+class TransientFault(LedgerError):
+    """Raised when the database or queue failed in a way that a retry may cure."""
+
+    code = "transient_fault"
+    title = "Transient fault"
+    http_status = 503

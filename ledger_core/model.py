@@ -1,0 +1,176 @@
+"""The ledger's nouns as frozen dataclasses. No behaviour beyond derived values.
+
+Amounts are integers of minor units everywhere in this module; `money.py` converts them.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, NewType, TypeVar
+
+AccountId = NewType("AccountId", uuid.UUID)
+TransactionId = NewType("TransactionId", uuid.UUID)
+RequestId = NewType("RequestId", int)
+ClientId = NewType("ClientId", str)
+
+
+class AccountType(str, enum.Enum):
+    ASSET = "asset"
+    LIABILITY = "liability"
+    EQUITY = "equity"
+    REVENUE = "revenue"
+    EXPENSE = "expense"
+
+    @property
+    def debit_normal(self) -> bool:
+        """Asset and expense accounts grow with debits; the others grow with credits."""
+        return self in (AccountType.ASSET, AccountType.EXPENSE)
+
+
+class AccountStatus(str, enum.Enum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class AccountFlag(enum.IntFlag):
+    NONE = 0
+    DEBITS_MUST_NOT_EXCEED_CREDITS = 1
+    CREDITS_MUST_NOT_EXCEED_DEBITS = 2
+
+
+FLAG_NAMES: dict[str, AccountFlag] = {
+    "debits_must_not_exceed_credits": AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS,
+    "credits_must_not_exceed_debits": AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS,
+}
+
+
+def flag_names(flags: AccountFlag) -> list[str]:
+    return [name for name, flag in FLAG_NAMES.items() if flag in flags]
+
+
+class Direction(str, enum.Enum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+class PostingStatus(str, enum.Enum):
+    QUEUED = "queued"
+    POSTED = "posted"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Balance:
+    """An account's posted totals as the engine sees them while its row is locked."""
+
+    account_id: AccountId
+    currency: str
+    status: AccountStatus
+    flags: AccountFlag
+    debits_posted: int
+    credits_posted: int
+
+
+@dataclass(frozen=True)
+class Account:
+    id: AccountId
+    name: str
+    account_type: AccountType
+    currency: str
+    status: AccountStatus
+    flags: AccountFlag
+    debits_posted: int
+    credits_posted: int
+    created_at: datetime
+
+    @property
+    def balance(self) -> int:
+        """The balance on the account's normal side."""
+        if self.account_type.debit_normal:
+            return self.debits_posted - self.credits_posted
+        return self.credits_posted - self.debits_posted
+
+
+@dataclass(frozen=True)
+class Entry:
+    account_id: AccountId
+    direction: Direction
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class Posting:
+    """A validated request to post one balanced transaction."""
+
+    idempotency_key: str
+    currency: str
+    entries: tuple[Entry, ...]
+    reference: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def routing_account_id(self) -> AccountId:
+        """The account whose partition applies this posting: the first debited account."""
+        return next(e.account_id for e in self.entries if e.direction is Direction.DEBIT)
+
+
+@dataclass(frozen=True)
+class QueuedPosting:
+    """A posting as the worker reads it back from the intake table."""
+
+    request_id: RequestId
+    client_id: ClientId
+    posting: Posting
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The engine's verdict on one posting: posted, or refused with a stable code."""
+
+    request_id: RequestId
+    posted: bool
+    code: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Transaction:
+    id: TransactionId
+    request_id: RequestId
+    idempotency_key: str
+    currency: str
+    entries: tuple[Entry, ...]
+    reference: str | None
+    description: str | None
+    metadata: dict[str, str]
+    posted_at: datetime
+
+
+@dataclass(frozen=True)
+class PostingRecord:
+    """What the ledger knows of one accepted request: its status and, when final, its result."""
+
+    request_id: RequestId
+    client_id: ClientId
+    idempotency_key: str
+    body_hash: str
+    partition: int
+    status: PostingStatus
+    accepted_at: datetime
+    error_code: str | None = None
+    error_detail: str | None = None
+    transaction: Transaction | None = None
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None

@@ -1,0 +1,156 @@
+"""Stateless rules: what makes a posting well-formed before any ledger state is read.
+
+Everything here is a pure function. A posting that passes `build_posting` is balanced, has
+2 to 64 entries of positive integer minor units in one supported currency, and carries
+small string metadata. Refusals that need ledger state live in `engine.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ledger_core.errors import (
+    InvalidEntries,
+    InvalidIdempotencyKey,
+    InvalidMetadata,
+    Unbalanced,
+)
+from ledger_core.model import AccountId, Direction, Entry, Posting
+from ledger_core.money import currency_exponent, parse_amount
+
+ENTRIES_MIN = 2
+ENTRIES_MAX = 64
+METADATA_KEYS_MAX = 16
+METADATA_KEY_LENGTH_MAX = 64
+METADATA_VALUE_LENGTH_MAX = 512
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """An entry as a client wrote it: the amount is still a decimal string."""
+
+    account_id: AccountId
+    direction: Direction
+    amount: str
+
+
+def check_idempotency_key(key: str) -> str:
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
+        raise InvalidIdempotencyKey(
+            "idempotency_key must be 1-128 characters of letters, digits and . _ : ~ -"
+        )
+    return key
+
+
+def check_metadata(metadata: Mapping[str, object]) -> dict[str, str]:
+    if len(metadata) > METADATA_KEYS_MAX:
+        raise InvalidMetadata(f"metadata holds at most {METADATA_KEYS_MAX} keys")
+    for key, value in metadata.items():
+        if not 1 <= len(key) <= METADATA_KEY_LENGTH_MAX:
+            raise InvalidMetadata(f"metadata keys are 1-{METADATA_KEY_LENGTH_MAX} characters")
+        if not isinstance(value, str):
+            raise InvalidMetadata(f"metadata value of {key!r} must be a string")
+        if len(value) > METADATA_VALUE_LENGTH_MAX:
+            raise InvalidMetadata(
+                f"metadata value of {key!r} is longer than {METADATA_VALUE_LENGTH_MAX} characters"
+            )
+    return {key: str(value) for key, value in metadata.items()}
+
+
+def parse_entries(raw_entries: Sequence[RawEntry], currency: str) -> tuple[Entry, ...]:
+    if not ENTRIES_MIN <= len(raw_entries) <= ENTRIES_MAX:
+        raise InvalidEntries(
+            f"a transaction has {ENTRIES_MIN} to {ENTRIES_MAX} entries, not {len(raw_entries)}"
+        )
+    return tuple(
+        Entry(raw.account_id, raw.direction, parse_amount(raw.amount, currency))
+        for raw in raw_entries
+    )
+
+
+def check_balanced(entries: Sequence[Entry]) -> None:
+    debits = sum(e.amount_minor for e in entries if e.direction is Direction.DEBIT)
+    credits = sum(e.amount_minor for e in entries if e.direction is Direction.CREDIT)
+    if debits != credits:
+        raise Unbalanced(f"debits ({debits}) must equal credits ({credits}) in minor units")
+
+
+def build_posting(
+    *,
+    idempotency_key: str,
+    currency: str,
+    entries: Sequence[RawEntry],
+    reference: str | None = None,
+    description: str | None = None,
+    metadata: Mapping[str, object] | None = None,
+) -> Posting:
+    """Check everything that needs no ledger state and return the normalised posting."""
+    check_idempotency_key(idempotency_key)
+    currency_exponent(currency)
+    parsed = parse_entries(entries, currency)
+    check_balanced(parsed)
+    return Posting(
+        idempotency_key=idempotency_key,
+        currency=currency,
+        entries=parsed,
+        reference=reference,
+        description=description,
+        metadata=check_metadata(metadata or {}),
+    )
+
+
+def posting_to_document(posting: Posting) -> dict[str, object]:
+    """The canonical plain-data form of a posting: stored in intake and carried by jobs."""
+    return {
+        "idempotency_key": posting.idempotency_key,
+        "currency": posting.currency,
+        "entries": [
+            [str(e.account_id), e.direction.value, e.amount_minor] for e in posting.entries
+        ],
+        "reference": posting.reference,
+        "description": posting.description,
+        "metadata": posting.metadata,
+    }
+
+
+def posting_from_document(document: Mapping[str, object]) -> Posting:
+    entries = document["entries"]
+    assert isinstance(entries, list)
+    metadata = document.get("metadata") or {}
+    assert isinstance(metadata, dict)
+    return Posting(
+        idempotency_key=str(document["idempotency_key"]),
+        currency=str(document["currency"]),
+        entries=tuple(
+            Entry(AccountId(uuid.UUID(account)), Direction(direction), int(amount))
+            for account, direction, amount in entries
+        ),
+        reference=_optional_str(document.get("reference")),
+        description=_optional_str(document.get("description")),
+        metadata={str(k): str(v) for k, v in metadata.items()},
+    )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def body_hash(posting: Posting) -> str:
+    """SHA-256 of the canonical posting: equal for bodies that mean the same posting.
+
+    Amounts are hashed in minor units, so "125.0" and "125.00" USD are the same body.
+    """
+    canonical = json.dumps(posting_to_document(posting), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def partition_of(account_id: AccountId, partitions: int) -> int:
+    """Stable partition of an account: the same on every process and every restart."""
+    digest = hashlib.blake2b(account_id.bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions

@@ -1,0 +1,247 @@
+"""Use cases. Each one owns its database transaction; `api/` and `worker/` call only these.
+
+Acceptance (`accept`) records posting requests durably under their client-scoped
+idempotency key and never touches account rows. Applying (`apply_next_batch`) takes the
+oldest queued requests of one partition, locks their accounts in sorted order, runs the
+pure engine and writes every outcome in the same transaction, so a request is applied
+at most once whatever is redelivered or replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from ledger_core.engine import apply_postings
+from ledger_core.errors import (
+    AccountNotFound,
+    IdempotencyConflict,
+    PostingNotFound,
+    TransactionNotFound,
+    TransientFault,
+)
+from ledger_core.model import (
+    Account,
+    AccountFlag,
+    AccountId,
+    AccountStatus,
+    AccountType,
+    ClientId,
+    Outcome,
+    Page,
+    Posting,
+    PostingRecord,
+    PostingStatus,
+    QueuedPosting,
+    RequestId,
+    Transaction,
+    TransactionId,
+)
+from ledger_core.repository import Database, IntakeRow
+from ledger_core.rules import body_hash, partition_of, posting_to_document
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def retry_transient(
+    action: Callable[[], T],
+    *,
+    attempts_max: int,
+    on_retry: Callable[[TransientFault], None] | None = None,
+) -> T:
+    """Run `action`, retrying `TransientFault` with jittered exponential backoff."""
+    attempt = 0
+    while True:
+        try:
+            return action()
+        except TransientFault as fault:
+            attempt += 1
+            if attempt > attempts_max:
+                raise
+            if on_retry is not None:
+                on_retry(fault)
+            time.sleep(min(0.5, 0.005 * 2**attempt) * (0.5 + random.random()))
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to one posting given to `accept`: the stored request or a conflict."""
+
+    record: PostingRecord | None
+    created: bool = False
+    conflict: IdempotencyConflict | None = None
+
+
+@dataclass(frozen=True)
+class AppliedBatch:
+    partition: int
+    postings: list[QueuedPosting]
+    outcomes: list[Outcome]
+
+    @property
+    def last_request_id(self) -> RequestId | None:
+        return self.postings[-1].request_id if self.postings else None
+
+
+class Ledger:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        partitions: int,
+        retries_max: int = 5,
+        on_retry: Callable[[TransientFault], None] | None = None,
+    ) -> None:
+        self.database = database
+        self.partitions = partitions
+        self.retries_max = retries_max
+        self.on_retry = on_retry
+
+    def _retrying(self, action: Callable[[], T]) -> T:
+        return retry_transient(action, attempts_max=self.retries_max, on_retry=self.on_retry)
+
+    # Accounts
+
+    def open_account(
+        self, *, name: str, account_type: AccountType, currency: str, flags: AccountFlag
+    ) -> Account:
+        account = Account(
+            id=AccountId(uuid.uuid4()),
+            name=name,
+            account_type=account_type,
+            currency=currency,
+            status=AccountStatus.ACTIVE,
+            flags=flags,
+            debits_posted=0,
+            credits_posted=0,
+            created_at=datetime.now(UTC),
+        )
+
+        def insert() -> Account:
+            with self.database.transaction() as repository:
+                return repository.insert_account(account)
+
+        return self._retrying(insert)
+
+    def get_account(self, account_id: AccountId) -> Account:
+        with self.database.transaction() as repository:
+            account = repository.get_account(account_id)
+        if account is None:
+            raise AccountNotFound(f"account {account_id} does not exist")
+        return account
+
+    def list_accounts(self, cursor: str | None, limit: int) -> Page[Account]:
+        with self.database.transaction() as repository:
+            items, next_cursor = repository.list_accounts(cursor, limit)
+        return Page(items, next_cursor)
+
+    def set_account_status(self, account_id: AccountId, status: AccountStatus) -> Account:
+        with self.database.transaction() as repository:
+            account = repository.set_account_status(account_id, status)
+        if account is None:
+            raise AccountNotFound(f"account {account_id} does not exist")
+        return account
+
+    # Intake
+
+    def accept(self, requests: Sequence[tuple[ClientId, Posting]]) -> list[Accepted]:
+        """Durably record posting requests in one commit; one answer per request, in order.
+
+        A key seen before with the same body answers with the stored request (a replay);
+        with a different body it answers with an `IdempotencyConflict` and stores nothing.
+        """
+        rows = [
+            IntakeRow(
+                client_id=client_id,
+                idempotency_key=posting.idempotency_key,
+                body_hash=body_hash(posting),
+                partition=partition_of(posting.routing_account_id, self.partitions),
+                document=posting_to_document(posting),
+            )
+            for client_id, posting in requests
+        ]
+
+        def record() -> list[Accepted]:
+            with self.database.transaction() as repository:
+                results = repository.record_requests(rows)
+            return [
+                Accepted(result.record, result.created)
+                if result.record.body_hash == row.body_hash
+                else Accepted(
+                    None,
+                    conflict=IdempotencyConflict(
+                        f"idempotency key {row.idempotency_key!r} was used for a different body"
+                    ),
+                )
+                for row, result in zip(rows, results, strict=True)
+            ]
+
+        return self._retrying(record)
+
+    def get_posting(self, client_id: ClientId, idempotency_key: str) -> PostingRecord:
+        with self.database.transaction() as repository:
+            record = repository.get_record(client_id, idempotency_key)
+        if record is None:
+            raise PostingNotFound(f"no posting was accepted under key {idempotency_key!r}")
+        return record
+
+    def statuses(self, request_ids: Sequence[RequestId]) -> dict[RequestId, PostingStatus]:
+        with self.database.transaction() as repository:
+            return repository.statuses(request_ids)
+
+    # Applying
+
+    def apply_next_batch(self, partition: int, limit: int) -> AppliedBatch:
+        """Apply the oldest queued requests of a partition in one transaction."""
+
+        def apply() -> AppliedBatch:
+            with self.database.transaction() as repository:
+                queued = repository.lock_queued(partition, limit)
+                if not queued:
+                    return AppliedBatch(partition, [], [])
+                touched = {e.account_id for q in queued for e in q.posting.entries}
+                balances = repository.lock_balances(touched)
+                after, outcomes = apply_postings(balances, queued)
+                changed = [b for account_id, b in after.items() if b != balances.get(account_id)]
+                repository.write_batch(queued, outcomes, changed)
+            return AppliedBatch(partition, queued, outcomes)
+
+        return self._retrying(apply)
+
+    def fail_oldest(self, partition: int, code: str, detail: str) -> RequestId | None:
+        """Mark the oldest queued request of a partition `failed`: it could not be applied."""
+        with self.database.transaction() as repository:
+            queued = repository.lock_queued(partition, 1)
+            if not queued:
+                return None
+            repository.mark_failed(queued[0].request_id, code, detail)
+        log.error("posting %s failed: %s %s", queued[0].request_id, code, detail)
+        return queued[0].request_id
+
+    def stale_partitions(self, older_than_s: float) -> dict[int, RequestId]:
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        with self.database.transaction() as repository:
+            return repository.stale_queued(cutoff)
+
+    # Reads
+
+    def get_transaction(self, transaction_id: TransactionId) -> Transaction:
+        with self.database.transaction() as repository:
+            transaction = repository.get_transaction(transaction_id)
+        if transaction is None:
+            raise TransactionNotFound(f"transaction {transaction_id} does not exist")
+        return transaction
+
+    def list_transactions(
+        self, account_id: AccountId | None, cursor: str | None, limit: int
+    ) -> Page[Transaction]:
+        with self.database.transaction() as repository:
+            items, next_cursor = repository.list_transactions(account_id, cursor, limit)
+        return Page(items, next_cursor)

@@ -1,0 +1,41 @@
+"""Configuration from the environment (prefix LEDGERFLOW_). One instance per process.
+
+`partitions` must be the same for every API and worker process of one deployment: it
+decides which queue a posting goes to.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGERFLOW_", extra="ignore")
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    partitions: int = Field(default=16, ge=1, le=1024)
+
+    # Intake: group commit of concurrent requests.
+    intake_window_ms: float = Field(default=2.0, ge=0, le=100)
+    intake_batch_max: int = Field(default=1000, ge=1, le=10_000)
+    intake_queue_max: int = Field(default=20_000, ge=1)
+    wait_s_max: float = 30.0
+    body_bytes_max: int = 4 * 1024 * 1024
+
+    # Worker: batches, leases and the reconciler.
+    apply_batch_max: int = Field(default=500, ge=1, le=5000)
+    lease_ttl_s: float = Field(default=10.0, gt=0)
+    reconcile_interval_s: float = Field(default=5.0, gt=0)
+    stale_after_s: float = Field(default=5.0, ge=0)
+    transient_retries_max: int = Field(default=5, ge=0)
+    outcome_ttl_s: int = 3600
+
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+        url = self.database_url or "sqlite:///ledgerflow-dev.db"
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url

@@ -1,0 +1,146 @@
+"""The schema as SQLAlchemy Core tables: the record of the ledger.
+
+The database holds every invariant a second time, apart from the pure rules:
+amounts are positive, posted totals never negative, account flags hold on every row,
+(client, idempotency key) is unique, one transaction per accepted request, an entry's
+currency is its account's currency. On PostgreSQL the migration adds a deferred
+constraint trigger that each transaction's entries sum to zero and triggers that forbid
+updating or deleting entries and transactions.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT keys on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("position", Serial, primary_key=True, autoincrement=True),
+    Column("id", Uuid(), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("account_type", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("flags", SmallInteger(), nullable=False, server_default="0"),
+    Column("debits_posted", BigInteger(), nullable=False, server_default="0"),
+    Column("credits_posted", BigInteger(), nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.current_timestamp()),
+    UniqueConstraint("id", "currency"),
+    CheckConstraint(
+        "account_type IN ('asset', 'liability', 'equity', 'revenue', 'expense')", name="type"
+    ),
+    CheckConstraint("status IN ('active', 'inactive')", name="status"),
+    CheckConstraint("flags >= 0 AND flags <= 3", name="flags_known"),
+    CheckConstraint("debits_posted >= 0 AND credits_posted >= 0", name="totals_positive"),
+    CheckConstraint(
+        "(flags & 1) = 0 OR debits_posted <= credits_posted", name="debits_within_credits"
+    ),
+    CheckConstraint(
+        "(flags & 2) = 0 OR credits_posted <= debits_posted", name="credits_within_debits"
+    ),
+)
+
+posting_requests = Table(
+    "posting_requests",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("client_id", String(128), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("partition", SmallInteger(), nullable=False),
+    Column("document", Document, nullable=False),
+    Column("status", String(16), nullable=False, server_default="queued"),
+    Column("error_code", String(64)),
+    Column("error_detail", Text()),
+    Column("accepted_at", DateTime(timezone=True), nullable=False, server_default=func.current_timestamp()),
+    Column("finished_at", DateTime(timezone=True)),
+    UniqueConstraint("client_id", "idempotency_key"),
+    CheckConstraint(
+        "status IN ('queued', 'posted', 'rejected', 'failed')", name="status"
+    ),
+    CheckConstraint(
+        "(status = 'queued') = (finished_at IS NULL)", name="finished_when_final"
+    ),
+    Index(
+        "ix_posting_requests_queued",
+        "partition",
+        "id",
+        postgresql_where=text("status = 'queued'"),
+        sqlite_where=text("status = 'queued'"),
+    ),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("position", Serial, primary_key=True, autoincrement=True),
+    Column("id", Uuid(), nullable=False, unique=True),
+    Column(
+        "request_id",
+        BigInteger(),
+        ForeignKey("posting_requests.id"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reference", String(128)),
+    Column("description", String(1024)),
+    Column("metadata", Document, nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=False, server_default=func.current_timestamp()),
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column(
+        "transaction_position",
+        BigInteger(),
+        ForeignKey("transactions.position"),
+        nullable=False,
+    ),
+    Column("account_id", Uuid(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("direction", String(6), nullable=False),
+    Column("amount_minor", BigInteger(), nullable=False),
+    ForeignKeyConstraint(["account_id", "currency"], ["accounts.id", "accounts.currency"]),
+    CheckConstraint("amount_minor > 0", name="amount_positive"),
+    CheckConstraint("direction IN ('debit', 'credit')", name="direction"),
+    Index("ix_entries_account_transaction", "account_id", "transaction_position"),
+    Index("ix_entries_transaction", "transaction_position"),
+)

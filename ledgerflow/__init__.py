@@ -1,0 +1,1 @@
+"""The `ledgerflow` command: dev, migrate, serve, worker, verify."""

@@ -1,0 +1,62 @@
+"""The process-wide wiring a job needs: settings, database, ledger service, Redis.
+
+RQ job functions take plain data and find their connections here, built once per process
+from the environment (or installed by `ledgerflow dev` and by tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import fakeredis
+from redis import Redis
+
+from ledger_core.repository import Database, create_database
+from ledger_core.services import Ledger
+from ledger_core.settings import Settings
+
+_runtime: Runtime | None = None
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    ledger: Ledger
+    redis: Redis
+
+
+def build_runtime(settings: Settings, *, redis: Redis | None = None) -> Runtime:
+    database = create_database(settings.sqlalchemy_url())
+    if redis is None:
+        if settings.redis_url:
+            redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        else:
+            redis = fakeredis.FakeRedis(server=embedded_redis_server())
+    ledger = Ledger(
+        database, partitions=settings.partitions, retries_max=settings.transient_retries_max
+    )
+    return Runtime(settings=settings, database=database, ledger=ledger, redis=redis)
+
+
+_embedded_server: fakeredis.FakeServer | None = None
+
+
+def embedded_redis_server() -> fakeredis.FakeServer:
+    """The in-process Redis of the embedded default: one per process, shared by all clients."""
+    global _embedded_server
+    if _embedded_server is None:
+        _embedded_server = fakeredis.FakeServer()
+    return _embedded_server
+
+
+def install_runtime(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def get_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = build_runtime(Settings())
+    return _runtime
