@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis as AsyncRedis
 
 from api.intake import IntakeBatcher
+from api.limits import BodySizeLimit
 from api.metrics import TRANSIENT_RETRIES
 from api.problems import install_problem_handlers
 from api.routes import accounts, postings, system, transactions
@@ -53,10 +54,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=runtime.settings.body_bytes_max,
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, bytes_max=runtime.settings.body_bytes_max)
     for module in (accounts, transactions, postings, system):
         app.include_router(module.router)
     return app

@@ -73,6 +73,8 @@ def shape_error(errors: Sequence[Any]) -> InputError:
     first = errors[0] if errors else {}
     location = [str(part) for part in first.get("loc", ()) if part != "body"]
     field = next((part for part in reversed(location) if part in _FIELD_CODES), None)
+    if first.get("type") == "extra_forbidden":
+        field = None
     where = ".".join(location) or "body"
     detail = f"{where}: {first.get('msg', 'invalid')}"
     if field == "amount" and first.get("type") == "string_type":

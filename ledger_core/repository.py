@@ -339,6 +339,20 @@ class Repository:
             for row in rows
         ]
 
+    def lock_oldest_queued_id(self, partition: int) -> RequestId | None:
+        """Lock the oldest queued request of a partition without reading its document."""
+        request_id = self.connection.execute(
+            select(posting_requests.c.id)
+            .where(
+                posting_requests.c.partition == partition,
+                posting_requests.c.status == PostingStatus.QUEUED.value,
+            )
+            .order_by(posting_requests.c.id)
+            .limit(1)
+            .with_for_update()
+        ).scalar_one_or_none()
+        return None if request_id is None else RequestId(request_id)
+
     def lock_balances(self, account_ids: set[AccountId]) -> dict[AccountId, Balance]:
         """Lock the named accounts in sorted id order and return their balances."""
         rows = self.connection.execute(

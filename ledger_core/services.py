@@ -218,12 +218,12 @@ class Ledger:
     def fail_oldest(self, partition: int, code: str, detail: str) -> RequestId | None:
         """Mark the oldest queued request of a partition `failed`: it could not be applied."""
         with self.database.transaction() as repository:
-            queued = repository.lock_queued(partition, 1)
-            if not queued:
+            request_id = repository.lock_oldest_queued_id(partition)
+            if request_id is None:
                 return None
-            repository.mark_failed(queued[0].request_id, code, detail)
-        log.error("posting %s failed: %s %s", queued[0].request_id, code, detail)
-        return queued[0].request_id
+            repository.mark_failed(request_id, code, detail)
+        log.error("request %s failed: %s %s", request_id, code, detail)
+        return request_id
 
     def stale_partitions(self, older_than_s: float) -> dict[int, RequestId]:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)

@@ -1,0 +1,171 @@
+"""Fixtures for tests against the real PostgreSQL and Redis of the machine.
+
+A missing server fails the run with what to start; nothing is skipped. Each test starts
+from empty tables and an empty Redis database. Servers used:
+  LEDGERFLOW_TEST_POSTGRES_URL  default postgresql://root@127.0.0.1:5432
+  LEDGERFLOW_TEST_REDIS_URL     default redis://127.0.0.1:6379/11
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from redis import Redis
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from api.app import create_app
+from ledger_core.settings import Settings
+from ledgerflow.migrate import upgrade_to_head
+from worker.queues import partition_queue
+from worker.runtime import Runtime, build_runtime, install_runtime
+
+POSTGRES_URL = os.environ.get("LEDGERFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432")
+REDIS_URL = os.environ.get("LEDGERFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+TEST_DATABASE = "ledgerflow_test"
+PARTITIONS = 4
+
+
+def _require_postgres() -> None:
+    try:
+        psycopg.connect(f"{POSTGRES_URL}/postgres", connect_timeout=3).close()
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_URL} ({error}). Start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
+            "or set LEDGERFLOW_TEST_POSTGRES_URL.",
+            pytrace=False,
+        )
+
+
+def _require_redis() -> None:
+    try:
+        Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except Exception as error:  # noqa: BLE001 - any failure means the same thing here
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL} ({error!r}). Start it with "
+            "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''` "
+            "or set LEDGERFLOW_TEST_REDIS_URL.",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    _require_postgres()
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {TEST_DATABASE}")
+    url = f"{POSTGRES_URL}/{TEST_DATABASE}"
+    upgrade_to_head(Settings(database_url=url).sqlalchemy_url())
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    _require_redis()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        partitions=PARTITIONS,
+        stale_after_s=1.0,
+        reconcile_interval_s=1.0,
+        lease_ttl_s=3.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    runtime = build_runtime(settings)
+    install_runtime(runtime)
+    yield runtime
+    install_runtime(None)
+    runtime.database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean(runtime: Runtime) -> Iterator[None]:
+    """Every test starts from an empty ledger and an empty Redis database."""
+    with runtime.database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "TRUNCATE entries, transactions, posting_requests, accounts RESTART IDENTITY CASCADE"
+        )
+    runtime.redis.flushdb()
+    yield
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def api_url(runtime: Runtime) -> Iterator[str]:
+    """The API served by uvicorn in a thread of the test process, on a free local port."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the test API did not start within 10 s"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(api_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=40) as http:
+        yield http
+
+
+def drain(runtime: Runtime) -> bool:
+    """Run an RQ SimpleWorker in this process over every partition until the queues are empty."""
+    queues = [partition_queue(runtime.redis, p) for p in range(runtime.settings.partitions)]
+    worker = SimpleWorker(queues, connection=runtime.redis, serializer=JSONSerializer)
+    return worker.work(burst=True, logging_level="WARNING")
+
+
+def open_account(client: httpx.Client, **fields: Any) -> str:
+    body = {"name": "account", "account_type": "asset", "currency": "USD", **fields}
+    response = client.post("/api/v1/accounts", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def transfer(
+    debit: str, credit: str, amount: str, key: str, currency: str = "USD", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "idempotency_key": key,
+        "currency": currency,
+        "entries": [
+            {"account_id": debit, "direction": "debit", "amount": amount},
+            {"account_id": credit, "direction": "credit", "amount": amount},
+        ],
+        **extra,
+    }
+
+
+def count_rows(runtime: Runtime, table: str) -> int:
+    with runtime.database.engine.connect() as connection:
+        return int(connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())

@@ -1,0 +1,320 @@
+"""The HTTP contract of DESIGN.md section 4, row by row, against PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.integration.conftest import count_rows, drain, open_account, transfer
+from worker.runtime import Runtime
+
+
+@pytest.fixture
+def pair(client: httpx.Client) -> tuple[str, str]:
+    wallet = open_account(client, name="User Wallet", account_type="asset")
+    merchant = open_account(client, name="Merchant Settlement", account_type="liability")
+    return wallet, merchant
+
+
+def test_account_is_created_read_listed_and_deactivated(client: httpx.Client) -> None:
+    created = client.post(
+        "/api/v1/accounts",
+        json={
+            "name": "Customer",
+            "account_type": "liability",
+            "currency": "JPY",
+            "flags": ["debits_must_not_exceed_credits"],
+        },
+    )
+    assert created.status_code == 201
+    account = created.json()
+    assert created.headers["location"] == f"/api/v1/accounts/{account['id']}"
+    assert account["status"] == "active"
+    assert account["flags"] == ["debits_must_not_exceed_credits"]
+    assert client.get(f"/api/v1/accounts/{account['id']}").json() == account
+
+    patched = client.patch(f"/api/v1/accounts/{account['id']}", json={"status": "inactive"})
+    assert patched.status_code == 200
+    assert patched.json()["status"] == "inactive"
+    assert client.get(f"/api/v1/accounts/{account['id']}").json()["status"] == "inactive"
+
+
+def test_accounts_list_pages_with_a_cursor(client: httpx.Client) -> None:
+    ids = [open_account(client, name=f"a{i}") for i in range(5)]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/api/v1/accounts", params=params).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids
+
+
+def test_unknown_account_is_404_problem(client: httpx.Client) -> None:
+    response = client.get("/api/v1/accounts/00000000-0000-4000-8000-000000000000")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "account_not_found"
+
+
+def test_posting_is_queued_then_posted_and_moves_balances(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    response = client.post(
+        "/api/v1/transactions",
+        json=transfer(wallet, merchant, "125.00", "PAY-1", reference="PAY-1001"),
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["status_url"] == "/api/v1/postings/PAY-1"
+    assert response.headers["location"] == body["status_url"]
+    assert client.get(body["status_url"]).json()["status"] == "queued"
+
+    assert drain(runtime)
+
+    status = client.get(body["status_url"]).json()
+    assert status["status"] == "posted"
+    transaction = status["transaction"]
+    assert transaction["reference"] == "PAY-1001"
+    assert client.get(f"/api/v1/transactions/{transaction['id']}").json() == transaction
+    wallet_balance = client.get(f"/api/v1/accounts/{wallet}/balance").json()
+    merchant_balance = client.get(f"/api/v1/accounts/{merchant}/balance").json()
+    assert wallet_balance == {
+        "account_id": wallet,
+        "currency": "USD",
+        "debits_posted": "125.00",
+        "credits_posted": "0.00",
+        "balance": "125.00",
+    }
+    assert merchant_balance["balance"] == "125.00"
+    assert merchant_balance["credits_posted"] == "125.00"
+
+
+def test_wait_answers_201_once_applied_by_a_worker(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    # RQ installs signal handlers, which only the main thread may do: drain in the main
+    # thread while the waited request runs in another.
+    results: list[httpx.Response] = []
+    request = threading.Thread(
+        target=lambda: results.append(
+            client.post("/api/v1/transactions?wait=10", json=transfer(wallet, merchant, "5", "W-1"))
+        )
+    )
+    request.start()
+    time.sleep(0.3)
+    drain(runtime)
+    request.join(timeout=15)
+    [response] = results
+    assert response.status_code == 201
+    assert response.json()["status"] == "posted"
+    assert response.json()["transaction"]["entries"][0]["amount"] == "5.00"
+
+
+def test_prefer_wait_header_is_honoured(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    started = time.monotonic()
+    response = client.post(
+        "/api/v1/transactions",
+        json=transfer(wallet, merchant, "1.00", "PREFER-1"),
+        headers={"Prefer": "wait=1"},
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202
+    assert response.headers["preference-applied"] == "wait=1"
+    assert 0.9 <= elapsed < 5
+
+
+def test_a_wait_that_runs_out_is_202_after_about_n_seconds(
+    client: httpx.Client, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    started = time.monotonic()
+    response = client.post(
+        "/api/v1/transactions?wait=2", json=transfer(wallet, merchant, "1.00", "SLOW-1")
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+    assert 1.9 <= elapsed < 6
+
+    started = time.monotonic()
+    polled = httpx.get(f"{client.base_url}/api/v1/postings/SLOW-1?wait=1", timeout=10)
+    assert polled.status_code == 200
+    assert polled.json()["status"] == "queued"
+    assert 0.9 <= time.monotonic() - started < 5
+
+
+def test_wait_out_of_range_is_422(client: httpx.Client, pair: tuple[str, str]) -> None:
+    wallet, merchant = pair
+    response = client.post(
+        "/api/v1/transactions?wait=31", json=transfer(wallet, merchant, "1.00", "W-31")
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_replay_returns_the_original_outcome_and_posts_once(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    body = transfer(wallet, merchant, "10.00", "REPLAY-1")
+    first = client.post("/api/v1/transactions", json=body)
+    again = client.post("/api/v1/transactions", json=body)
+    assert first.status_code == again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    drain(runtime)
+
+    replay = client.post("/api/v1/transactions", json=body)
+    assert replay.status_code == 201
+    assert replay.json()["status"] == "posted"
+    runtime.redis.flushdb()
+    after_redis_forgot = client.post("/api/v1/transactions", json=body)
+    assert after_redis_forgot.json() == replay.json()
+    assert count_rows(runtime, "transactions") == 1
+    assert client.get(f"/api/v1/accounts/{wallet}/balance").json()["balance"] == "10.00"
+
+
+def test_same_key_different_body_is_409_and_changes_nothing(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    assert client.post(
+        "/api/v1/transactions", json=transfer(wallet, merchant, "10.00", "K")
+    ).status_code == 202
+    conflict = client.post("/api/v1/transactions", json=transfer(wallet, merchant, "11.00", "K"))
+    assert conflict.status_code == 409
+    assert conflict.headers["content-type"] == "application/problem+json"
+    assert conflict.json()["code"] == "idempotency_conflict"
+    drain(runtime)
+    assert client.get(f"/api/v1/accounts/{wallet}/balance").json()["balance"] == "10.00"
+    assert count_rows(runtime, "posting_requests") == 1
+
+
+def test_keys_are_scoped_to_the_client(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    for client_id in ("shop-a", "shop-b"):
+        response = client.post(
+            "/api/v1/transactions",
+            json=transfer(wallet, merchant, "1.00", "SHARED-KEY"),
+            headers={"X-Client-Id": client_id},
+        )
+        assert response.status_code == 202
+    drain(runtime)
+    assert count_rows(runtime, "transactions") == 2
+    other = client.get("/api/v1/postings/SHARED-KEY", headers={"X-Client-Id": "shop-c"})
+    assert other.status_code == 404
+
+
+def test_status_of_a_key_never_accepted_is_404(client: httpx.Client) -> None:
+    response = client.get("/api/v1/postings/NEVER-SEEN")
+    assert response.status_code == 404
+    assert response.json()["code"] == "posting_not_found"
+
+
+def test_batch_answers_one_result_per_item_in_order(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    items = [
+        transfer(wallet, merchant, "1.00", "B-1"),
+        transfer(wallet, merchant, "1.001", "B-2"),
+        {"idempotency_key": "B-3"},
+        transfer(wallet, merchant, "2.00", "B-4"),
+        transfer(wallet, merchant, "1.00", "B-1"),
+    ]
+    response = client.post("/api/v1/transactions/batch", json={"transactions": items})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r.get("status") for r in results] == ["queued", 422, 422, "queued", "queued"]
+    assert results[0]["status_url"] == "/api/v1/postings/B-1"
+    assert results[1]["code"] == "invalid_amount"
+    assert results[1]["index"] == 1
+    assert results[2]["code"] == "invalid_request"
+    drain(runtime)
+    assert count_rows(runtime, "transactions") == 2
+    assert client.get(f"/api/v1/accounts/{wallet}/balance").json()["balance"] == "3.00"
+
+
+def test_batch_conflict_is_a_problem_for_that_item(
+    client: httpx.Client, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    client.post("/api/v1/transactions", json=transfer(wallet, merchant, "1.00", "C-1"))
+    items = [transfer(wallet, merchant, "9.00", "C-1"), transfer(wallet, merchant, "1.00", "C-2")]
+    results = client.post("/api/v1/transactions/batch", json={"transactions": items}).json()[
+        "results"
+    ]
+    assert results[0]["code"] == "idempotency_conflict"
+    assert results[0]["status"] == 409
+    assert results[1]["status"] == "queued"
+
+
+def test_batch_over_1000_items_is_refused(client: httpx.Client, pair: tuple[str, str]) -> None:
+    wallet, merchant = pair
+    items = [transfer(wallet, merchant, "1.00", f"X-{i}") for i in range(1001)]
+    response = client.post("/api/v1/transactions/batch", json={"transactions": items})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+def test_transactions_list_by_account_pages_with_a_cursor(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    other = open_account(client, name="other")
+    for i in range(3):
+        client.post("/api/v1/transactions", json=transfer(wallet, merchant, "1.00", f"L-{i}"))
+    client.post("/api/v1/transactions", json=transfer(other, merchant, "1.00", "L-other"))
+    drain(runtime)
+    first = client.get("/api/v1/transactions", params={"account_id": wallet, "limit": 2}).json()
+    assert len(first["items"]) == 2
+    second = client.get(
+        "/api/v1/transactions",
+        params={"account_id": wallet, "limit": 2, "cursor": first["next_cursor"]},
+    ).json()
+    assert second["next_cursor"] is None
+    keys = [t["idempotency_key"] for t in first["items"] + second["items"]]
+    assert sorted(keys) == ["L-0", "L-1", "L-2"]
+    assert len(client.get("/api/v1/transactions").json()["items"]) == 4
+    bad = client.get("/api/v1/transactions", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "invalid_cursor"
+
+
+def test_unknown_transaction_is_404(client: httpx.Client) -> None:
+    response = client.get("/api/v1/transactions/00000000-0000-4000-8000-000000000000")
+    assert response.status_code == 404
+    assert response.json()["code"] == "transaction_not_found"
+
+
+def test_health_ready_and_metrics(client: httpx.Client) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "ledgerflow_intake_batch_size" in metrics.text
+
+
+def test_openapi_documents_examples(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert "/api/v1/transactions" in schema["paths"]
+    examples = schema["components"]["schemas"]["TransactionCreate"]["examples"]
+    assert examples[0]["entries"][0]["amount"] == "125.00"
+    assert client.get("/docs").status_code == 200

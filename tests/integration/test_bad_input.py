@@ -1,0 +1,172 @@
+"""Everything a client can send wrong: a 4xx problem+json with a stable code, nothing stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import count_rows, open_account, transfer
+from worker.runtime import Runtime
+
+WALLET = "wallet"
+MERCHANT = "merchant"
+
+
+def _entries(amounts: list[tuple[str, str, Any]]) -> list[dict[str, Any]]:
+    return [{"account_id": a, "direction": d, "amount": amount} for a, d, amount in amounts]
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    body = transfer(WALLET, MERCHANT, "1.00", "BAD-1")
+    body.update(changes)
+    return body
+
+
+def _amount(value: Any) -> dict[str, Any]:
+    return _with(entries=_entries([(WALLET, "debit", value), (MERCHANT, "credit", value)]))
+
+
+CASES: list[tuple[str, Any, int, str]] = [
+    ("missing idempotency key", {k: v for k, v in _with().items() if k != "idempotency_key"}, 422, "invalid_idempotency_key"),
+    ("empty idempotency key", _with(idempotency_key=""), 422, "invalid_idempotency_key"),
+    ("idempotency key with a slash", _with(idempotency_key="a/b"), 422, "invalid_idempotency_key"),
+    ("amount as JSON number", _amount(1.0), 422, "invalid_amount"),
+    ("amount as JSON integer", _amount(100), 422, "invalid_amount"),
+    ("too many decimals", _amount("1.001"), 422, "invalid_amount"),
+    ("zero amount", _amount("0.00"), 422, "invalid_amount"),
+    ("negative amount", _amount("-1.00"), 422, "invalid_amount"),
+    ("exponent notation", _amount("1e2"), 422, "invalid_amount"),
+    ("NaN string", _amount("NaN"), 422, "invalid_amount"),
+    ("Infinity string", _amount("Infinity"), 422, "invalid_amount"),
+    ("beyond BIGINT", _amount("92233720368547758.08"), 422, "invalid_amount"),
+    ("huge digits", _amount("9" * 400), 422, "invalid_amount"),
+    ("unknown currency", _with(currency="ZZZ"), 422, "unsupported_currency"),
+    ("lower-case currency", _with(currency="usd"), 422, "unsupported_currency"),
+    ("bad direction", _with(entries=_entries([(WALLET, "up", "1.00"), (MERCHANT, "credit", "1.00")])), 422, "invalid_request"),
+    ("one entry", _with(entries=_entries([(WALLET, "debit", "1.00")])), 422, "invalid_entries"),
+    ("no entries", _with(entries=[]), 422, "invalid_entries"),
+    ("65 entries", _with(entries=_entries([(WALLET, "debit", "1.00")] * 64 + [(MERCHANT, "credit", "64.00")])), 422, "invalid_entries"),
+    ("unbalanced", _with(entries=_entries([(WALLET, "debit", "1.00"), (MERCHANT, "credit", "2.00")])), 422, "unbalanced"),
+    ("metadata not a map", _with(metadata=["a"]), 422, "invalid_metadata"),
+    ("metadata non-string value", _with(metadata={"a": 1}), 422, "invalid_metadata"),
+    ("metadata too many keys", _with(metadata={f"k{i}": "v" for i in range(17)}), 422, "invalid_metadata"),
+    ("metadata long value", _with(metadata={"k": "v" * 513}), 422, "invalid_metadata"),
+    ("unknown field", _with(amount="1.00"), 422, "invalid_request"),
+    ("account id not a uuid", _with(entries=_entries([("x", "debit", "1.00"), (MERCHANT, "credit", "1.00")])), 422, "invalid_request"),
+    ("body is a list", [], 422, "invalid_request"),
+    ("reference too long", _with(reference="r" * 129), 422, "invalid_request"),
+]
+
+
+@pytest.fixture
+def accounts(client: httpx.Client) -> dict[str, str]:
+    return {
+        WALLET: open_account(client, name="wallet"),
+        MERCHANT: open_account(client, name="merchant", account_type="liability"),
+    }
+
+
+def _resolve(body: Any, accounts: dict[str, str]) -> Any:
+    if isinstance(body, dict):
+        return {k: _resolve(v, accounts) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_resolve(v, accounts) for v in body]
+    return accounts.get(body, body) if isinstance(body, str) else body
+
+
+@pytest.mark.parametrize(("case", "body", "status", "code"), CASES, ids=[c[0] for c in CASES])
+def test_bad_posting_is_a_problem_and_stores_nothing(
+    client: httpx.Client,
+    runtime: Runtime,
+    accounts: dict[str, str],
+    case: str,
+    body: Any,
+    status: int,
+    code: str,
+) -> None:
+    response = client.post("/api/v1/transactions", json=_resolve(body, accounts))
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == code
+    assert problem["status"] == status
+    assert problem["detail"]
+    assert count_rows(runtime, "posting_requests") == 0
+
+
+def test_malformed_json_is_400(client: httpx.Client, runtime: Runtime) -> None:
+    response = client.post(
+        "/api/v1/transactions",
+        content=b'{"idempotency_key": "x", ',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
+    assert count_rows(runtime, "posting_requests") == 0
+
+
+def test_nan_literal_amount_is_refused(client: httpx.Client, accounts: dict[str, str]) -> None:
+    body = (
+        '{"idempotency_key": "N", "currency": "USD", "entries": ['
+        f'{{"account_id": "{accounts[WALLET]}", "direction": "debit", "amount": NaN}},'
+        f'{{"account_id": "{accounts[MERCHANT]}", "direction": "credit", "amount": NaN}}]}}'
+    )
+    response = client.post(
+        "/api/v1/transactions", content=body, headers={"content-type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_oversize_body_is_413(client: httpx.Client, runtime: Runtime) -> None:
+    response = client.post(
+        "/api/v1/transactions",
+        content=b'{"x": "' + b"a" * (5 * 1024 * 1024) + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"
+    assert count_rows(runtime, "posting_requests") == 0
+
+
+def test_bad_client_id_is_refused(client: httpx.Client, accounts: dict[str, str]) -> None:
+    response = client.post(
+        "/api/v1/transactions",
+        json=transfer(accounts[WALLET], accounts[MERCHANT], "1.00", "CID"),
+        headers={"X-Client-Id": "bad client"},
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"name": "x", "account_type": "cash", "currency": "USD"}, "invalid_request"),
+        ({"name": "x", "account_type": "asset", "currency": "XYZ"}, "unsupported_currency"),
+        ({"name": "", "account_type": "asset", "currency": "USD"}, "invalid_request"),
+        ({"name": "x", "account_type": "asset", "currency": "USD", "flags": ["f"]}, "invalid_request"),
+        ({"name": "x", "account_type": "asset"}, "invalid_request"),
+    ],
+)
+def test_bad_account_is_a_problem_and_stores_nothing(
+    client: httpx.Client, runtime: Runtime, body: dict[str, Any], code: str
+) -> None:
+    response = client.post("/api/v1/accounts", json=body)
+    assert response.status_code == 422
+    assert response.json()["code"] == code
+    assert count_rows(runtime, "accounts") == 0
+
+
+def test_bad_patch_and_paths(client: httpx.Client, accounts: dict[str, str]) -> None:
+    patch = client.patch(f"/api/v1/accounts/{accounts[WALLET]}", json={"status": "closed"})
+    assert patch.status_code == 422
+    assert client.get("/api/v1/accounts/not-a-uuid").status_code == 422
+    missing = client.get("/api/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "not_found"
+    method = client.delete("/api/v1/accounts")
+    assert method.status_code == 405
+    assert method.json()["code"] == "method_not_allowed"

@@ -1,0 +1,156 @@
+"""Faults with real processes: workers SIGKILLed mid-drain, Redis restarted empty.
+
+Each test runs its own redis-server, API process and worker processes against the test
+database, and ends with `ledgerflow verify` passing: every accepted posting applied
+exactly once, balances equal to their entries, money conserved.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from tests.integration.conftest import transfer
+from tests.integration.processes import Processes
+from worker.runtime import Runtime
+
+
+@pytest.fixture
+def processes(runtime: Runtime, tmp_path: Path) -> Iterator[Processes]:
+    env = dict(os.environ)
+    running = Processes(tmp_path, env)
+    env.update(
+        {
+            "LEDGERFLOW_DATABASE_URL": str(runtime.settings.database_url),
+            "LEDGERFLOW_REDIS_URL": running.redis_url,
+            "LEDGERFLOW_PARTITIONS": str(runtime.settings.partitions),
+            "LEDGERFLOW_LEASE_TTL_S": "2",
+            "LEDGERFLOW_RECONCILE_INTERVAL_S": "1",
+            "LEDGERFLOW_STALE_AFTER_S": "1",
+        }
+    )
+    running.start_redis()
+    yield running
+    running.stop_all()
+
+
+def _accounts(api: str, count: int) -> list[str]:
+    with httpx.Client(base_url=api, timeout=30) as client:
+        return [
+            client.post(
+                "/api/v1/accounts",
+                json={"name": f"a{i}", "account_type": "asset", "currency": "USD"},
+            ).json()["id"]
+            for i in range(count)
+        ]
+
+
+def _submit(
+    api: str, accounts: list[str], count: int, prefix: str, *, batch: int = 1000, pause_s: float = 0
+) -> None:
+    rng = random.Random(prefix)
+    bodies = []
+    for i in range(count):
+        debit, credit = rng.sample(accounts, 2)
+        bodies.append(transfer(debit, credit, f"{rng.randint(1, 999)}.{rng.randint(0, 99):02}", f"{prefix}-{i}"))
+    with httpx.Client(base_url=api, timeout=60) as client:
+        for start in range(0, count, batch):
+            response = client.post(
+                "/api/v1/transactions/batch", json={"transactions": bodies[start : start + batch]}
+            )
+            assert response.status_code == 200
+            assert {r["status"] for r in response.json()["results"]} <= {"queued", "posted"}
+            time.sleep(pause_s)
+
+
+def _queued(runtime: Runtime) -> int:
+    with runtime.database.engine.connect() as connection:
+        return int(
+            connection.execute(
+                text("SELECT count(*) FROM posting_requests WHERE status = 'queued'")
+            ).scalar_one()
+        )
+
+
+def _wait_until_drained(runtime: Runtime, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _queued(runtime):
+        assert time.monotonic() < deadline, f"{_queued(runtime)} postings still queued"
+        time.sleep(0.2)
+
+
+def _assert_applied_once(runtime: Runtime, expected: int, processes: Processes) -> None:
+    with runtime.database.engine.connect() as connection:
+        counts = dict(
+            connection.execute(
+                text("SELECT status, count(*) FROM posting_requests GROUP BY status")
+            ).all()
+        )
+        transactions = connection.execute(text("SELECT count(*) FROM transactions")).scalar_one()
+    assert counts == {"posted": expected}
+    assert transactions == expected
+    verify = subprocess.run(
+        [sys.executable, "-m", "ledgerflow", "verify", "--grace-s", "0"],
+        env=processes.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_workers_killed_repeatedly_while_draining_apply_each_posting_once(
+    runtime: Runtime, processes: Processes
+) -> None:
+    processes.env["LEDGERFLOW_APPLY_BATCH_MAX"] = "25"
+    api = processes.start_api()
+    accounts = _accounts(api, 40)
+    submitter = threading.Thread(
+        target=_submit, args=(api, accounts, 3000, "KILL"), kwargs={"batch": 100, "pause_s": 0.1}
+    )
+    submitter.start()
+    rng = random.Random(7)
+    alive: list[subprocess.Popen[bytes]] = []
+    kills_with_work_pending = 0
+    for _ in range(10):
+        alive.append(processes.start_worker())
+        time.sleep(rng.uniform(0.5, 2.0))
+        victim = alive.pop(rng.randrange(len(alive)))
+        kills_with_work_pending += bool(_queued(runtime))
+        processes.kill(victim)
+    submitter.join(timeout=120)
+    assert kills_with_work_pending >= 3, "too few workers were killed while work was pending"
+    processes.start_worker()
+    _wait_until_drained(runtime, timeout_s=90)
+    _assert_applied_once(runtime, 3000, processes)
+
+
+def test_redis_restarted_empty_with_postings_queued_loses_nothing(
+    runtime: Runtime, processes: Processes
+) -> None:
+    api = processes.start_api()
+    accounts = _accounts(api, 20)
+    _submit(api, accounts, 1000, "WIPE")
+    processes.kill_redis()
+    with httpx.Client(base_url=api, timeout=30) as client:
+        # Redis is down: acceptance is still durable in PostgreSQL.
+        response = client.post(
+            "/api/v1/transactions", json=transfer(accounts[0], accounts[1], "1.00", "WIPE-DOWN")
+        )
+        assert response.status_code == 202
+    processes.start_redis()
+    assert _queued(runtime) == 1001
+    processes.start_worker()
+    processes.start_worker()
+    _wait_until_drained(runtime, timeout_s=60)
+    _assert_applied_once(runtime, 1001, processes)

@@ -1,0 +1,134 @@
+"""The worker side: exactly-once application, order, the reconciler, poison postings, verify."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+from sqlalchemy import text
+
+from tests.integration.conftest import count_rows, drain, open_account, transfer
+from worker.queues import enqueue_batches
+from worker.reconciler import reconcile
+from worker.runtime import Runtime
+
+
+def _accept(client: httpx.Client, bodies: list[dict[str, object]]) -> None:
+    for body in bodies:
+        assert client.post("/api/v1/transactions", json=body).status_code == 202
+
+
+def test_a_job_delivered_twice_applies_once(client: httpx.Client, runtime: Runtime) -> None:
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    _accept(client, [transfer(wallet, merchant, "2.00", "TWICE")])
+    with runtime.database.engine.connect() as connection:
+        request_id, partition = connection.execute(
+            text("SELECT id, partition FROM posting_requests")
+        ).one()
+    enqueue_batches(runtime.redis, {partition: [request_id]})
+    enqueue_batches(runtime.redis, {partition: [request_id]})
+    drain(runtime)
+    assert count_rows(runtime, "transactions") == 1
+    assert client.get(f"/api/v1/accounts/{wallet}/balance").json()["balance"] == "2.00"
+
+
+def test_postings_of_one_routing_account_apply_in_acceptance_order(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    keys = [f"ORDER-{i:03}" for i in range(40)]
+    _accept(client, [transfer(wallet, merchant, "1.00", key) for key in keys])
+    drain(runtime)
+    applied = client.get("/api/v1/transactions", params={"account_id": wallet, "limit": 100})
+    assert [t["idempotency_key"] for t in applied.json()["items"]] == keys
+
+
+def test_reconciler_enqueues_what_redis_lost(client: httpx.Client, runtime: Runtime) -> None:
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    _accept(client, [transfer(wallet, merchant, "1.00", f"LOST-{i}") for i in range(25)])
+    runtime.redis.flushdb()
+    assert not drain(runtime)
+    patient = dataclasses.replace(
+        runtime, settings=runtime.settings.model_copy(update={"stale_after_s": 3600.0})
+    )
+    assert reconcile(patient, range(runtime.settings.partitions)) == {}  # not stale yet
+    time.sleep(runtime.settings.stale_after_s + 0.2)
+    swept = reconcile(runtime, range(runtime.settings.partitions))
+    assert swept
+    assert reconcile(runtime, range(runtime.settings.partitions)) == {}  # carried now
+    drain(runtime)
+    assert count_rows(runtime, "transactions") == 25
+    assert client.get(f"/api/v1/accounts/{wallet}/balance").json()["balance"] == "25.00"
+
+
+def test_a_poison_posting_fails_alone_and_its_partition_moves_on(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    _accept(client, [transfer(wallet, merchant, "1.00", f"P-{i}") for i in range(9)])
+    with runtime.database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE posting_requests SET document = '{\"broken\": true}' "
+                "WHERE idempotency_key = 'P-4'"
+            )
+        )
+    drain(runtime)
+    statuses = {
+        f"P-{i}": client.get(f"/api/v1/postings/P-{i}").json() for i in range(9)
+    }
+    assert statuses["P-4"]["status"] == "failed"
+    assert statuses["P-4"]["error"]["code"] == "apply_failed"
+    assert [s["status"] for k, s in statuses.items() if k != "P-4"] == ["posted"] * 8
+    assert client.get(f"/api/v1/accounts/{wallet}/balance").json()["balance"] == "8.00"
+
+
+def _verify(runtime: Runtime, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "LEDGERFLOW_DATABASE_URL": str(runtime.settings.database_url),
+        "LEDGERFLOW_REDIS_URL": str(runtime.settings.redis_url),
+        "LEDGERFLOW_PARTITIONS": str(runtime.settings.partitions),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ledgerflow", "verify", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_verify_passes_on_a_sound_ledger_and_fails_on_a_corrupted_balance(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    _accept(client, [transfer(wallet, merchant, "3.00", f"V-{i}") for i in range(5)])
+    drain(runtime)
+    sound = _verify(runtime)
+    assert sound.returncode == 0, sound.stdout + sound.stderr
+    assert "ledger holds every invariant" in sound.stdout
+
+    with runtime.database.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE accounts SET debits_posted = debits_posted + 1 WHERE id = :id"),
+            {"id": wallet},
+        )
+    broken = _verify(runtime)
+    assert broken.returncode == 1
+    assert f"account {wallet}: stored debits/credits 1501/0 but entries sum to 1500/0" in broken.stdout
+
+
+def test_verify_reports_accepted_requests_that_no_job_carries(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    _accept(client, [transfer(wallet, merchant, "1.00", "ORPHAN")])
+    assert _verify(runtime, "--grace-s", "0").returncode == 0
+    runtime.redis.flushdb()
+    orphaned = _verify(runtime, "--grace-s", "0")
+    assert orphaned.returncode == 1
+    assert "queued requests up to id" in orphaned.stdout
