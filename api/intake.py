@@ -15,17 +15,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ledger_core.errors import Overloaded
-from ledger_core.model import ClientId, Posting
-from ledger_core.services import Accepted, Ledger
-from ledger_core.settings import Settings
+from redis import Redis
+
 from api.metrics import (
     ENQUEUE_FAILURES,
     INTAKE_BATCH_SIZE,
     INTAKE_COMMIT_SECONDS,
     POSTINGS_ACCEPTED,
 )
-from redis import Redis
+from ledger_core.errors import Overloaded
+from ledger_core.model import ClientId, Posting
+from ledger_core.services import Accepted, Ledger
+from ledger_core.settings import Settings
 from worker.queues import enqueue_batches
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class IntakeBatcher:
                 )
         try:
             enqueue_batches(self.redis, by_partition)
-        except Exception:  # noqa: BLE001 - durable already; the reconciler re-enqueues
+        except Exception:
             ENQUEUE_FAILURES.inc()
             log.exception("enqueue failed after intake commit; the reconciler will re-enqueue")
         INTAKE_BATCH_SIZE.observe(len(requests))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ledger_core.model import Account, PostingRecord, Transaction, flag_names
-from ledger_core.money import format_amount
 from api.schemas import (
     AccountPublic,
     BalancePublic,
@@ -12,6 +10,8 @@ from api.schemas import (
     PostingPublic,
     TransactionPublic,
 )
+from ledger_core.model import Account, PostingRecord, Transaction, flag_names
+from ledger_core.money import format_amount
 
 API_PREFIX = "/api/v1"
 

@@ -78,13 +78,17 @@ def shape_error(errors: Sequence[Any]) -> InputError:
     where = ".".join(location) or "body"
     detail = f"{where}: {first.get('msg', 'invalid')}"
     if field == "amount" and first.get("type") == "string_type":
-        detail = f"{where}: amounts are decimal strings such as \"125.00\", not JSON numbers"
+        detail = f'{where}: amounts are decimal strings such as "125.00", not JSON numbers'
     return (_FIELD_CODES[field] if field else InvalidRequest)(detail)
 
 
 def _errors_list(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [
-        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
+        {
+            "loc": [str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": e.get("type"),
+        }
         for e in errors[:20]
     ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import statistics
 import sys
 import uuid
@@ -33,9 +34,18 @@ from benchmarks.e2e import (
     run_all,
 )
 
-MEDIAN_FIGURES = ("postings_sent", "accepted", "accepted_per_s", "applied_per_s", "send_s")
+MEDIAN_FIGURES = (
+    "postings_sent",
+    "accepted",
+    "accepted_per_s",
+    "applied_per_s",
+    "send_s",
+    "applied_s",
+    "client_cpu_share_send",
+)
 LATENCY_FIGURES = ("p50", "p95", "p99")
 EXIT_TIMED_OUT = 3
+CONNECTIONS_PER_CLIENT = 8
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -57,6 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="loopback only")
     parser.add_argument("--postings", type=at_least(1), default=5000, help="per mode and run")
     parser.add_argument("--concurrency", type=at_least(1), default=64)
+    parser.add_argument(
+        "--pool-shards",
+        type=at_least(1),
+        default=None,
+        help="spread the --concurrency connections over this many httpx clients "
+        f"(default: one per {CONNECTIONS_PER_CLIENT} connections; 1 = one shared client)",
+    )
     parser.add_argument("--accounts", type=at_least(2), default=1000, help="wallets per run")
     parser.add_argument("--mode", choices=("single", "batch", "both"), default="both")
     parser.add_argument("--runs", type=at_least(1), default=3)
@@ -177,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         accounts=args.accounts,
         client_id=f"bench-{uuid.uuid4().hex[:12]}",
+        pool_shards=args.pool_shards or math.ceil(args.concurrency / CONNECTIONS_PER_CLIENT),
     )
     started_at = datetime.now(UTC).isoformat()
     try:
@@ -192,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{TABLE_NOTE}" + ("\nCUT SHORT by --timeout-s." if timed_out else ""))
     if args.json_out is not None:
         settings = {key: value for key, value in vars(args).items() if key != "json_out"}
-        settings |= {"batch_size": BATCH_SIZE, "batch_concurrency": BATCH_CONCURRENCY}
+        settings |= {
+            "pool_shards": workload.pool_shards,
+            "batch_size": BATCH_SIZE,
+            "batch_concurrency": BATCH_CONCURRENCY,
+        }
         write_json(
             args.json_out,
             {

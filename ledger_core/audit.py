@@ -21,7 +21,9 @@ from sqlalchemy import Connection, case, func, select
 from ledger_core.repository import Database
 from ledger_core.tables import accounts, entries, posting_requests, transactions
 
-_signed = case((entries.c.direction == "debit", entries.c.amount_minor), else_=-entries.c.amount_minor)
+_signed = case(
+    (entries.c.direction == "debit", entries.c.amount_minor), else_=-entries.c.amount_minor
+)
 _debits = func.coalesce(
     func.sum(case((entries.c.direction == "debit", entries.c.amount_minor), else_=0)), 0
 )
@@ -95,12 +97,20 @@ def _flags_hold(connection: Connection) -> list[str]:
     rows = connection.execute(
         select(accounts.c.id, accounts.c.debits_posted, accounts.c.credits_posted)
         .where(
-            ((accounts.c.flags.op("&")(1) != 0) & (accounts.c.debits_posted > accounts.c.credits_posted))
-            | ((accounts.c.flags.op("&")(2) != 0) & (accounts.c.credits_posted > accounts.c.debits_posted))
+            (
+                (accounts.c.flags.op("&")(1) != 0)
+                & (accounts.c.debits_posted > accounts.c.credits_posted)
+            )
+            | (
+                (accounts.c.flags.op("&")(2) != 0)
+                & (accounts.c.credits_posted > accounts.c.debits_posted)
+            )
         )
         .limit(LINES_PER_CHECK_MAX)
     ).all()
-    return [f"account {row[0]}: breaks its flags with debits {row[1]}, credits {row[2]}" for row in rows]
+    return [
+        f"account {row[0]}: breaks its flags with debits {row[1]}, credits {row[2]}" for row in rows
+    ]
 
 
 def _requests_match_transactions(connection: Connection) -> list[str]:
@@ -141,12 +151,13 @@ def _queued_are_carried(
 def audit(
     database: Database, *, carried: Mapping[int, int], accepted_before: datetime
 ) -> AuditReport:
-    """Run every check in one read transaction; `carried` maps partition -> newest id a job reaches."""
+    """Run every check in one read snapshot; `carried`: partition -> newest id a job reaches."""
     report = AuditReport()
     isolation = "REPEATABLE READ" if database.dialect == "postgresql" else "SERIALIZABLE"
-    with database.engine.connect().execution_options(
-        isolation_level=isolation
-    ) as connection, connection.begin():
+    with (
+        database.engine.connect().execution_options(isolation_level=isolation) as connection,
+        connection.begin(),
+    ):
         for check in (
             _currencies_balance,
             _accounts_match_entries,
@@ -160,7 +171,9 @@ def audit(
             select(posting_requests.c.status, func.count()).group_by(posting_requests.c.status)
         ).all():
             report.counts[f"requests_{status}"] = int(count)
-        report.counts["accounts"] = int(connection.execute(select(func.count()).select_from(accounts)).scalar_one())
+        report.counts["accounts"] = int(
+            connection.execute(select(func.count()).select_from(accounts)).scalar_one()
+        )
         report.counts["transactions"] = int(
             connection.execute(select(func.count()).select_from(transactions)).scalar_one()
         )

@@ -17,7 +17,7 @@ RequestId = NewType("RequestId", int)
 ClientId = NewType("ClientId", str)
 
 
-class AccountType(str, enum.Enum):
+class AccountType(enum.StrEnum):
     ASSET = "asset"
     LIABILITY = "liability"
     EQUITY = "equity"
@@ -30,7 +30,7 @@ class AccountType(str, enum.Enum):
         return self in (AccountType.ASSET, AccountType.EXPENSE)
 
 
-class AccountStatus(str, enum.Enum):
+class AccountStatus(enum.StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
 
@@ -51,12 +51,12 @@ def flag_names(flags: AccountFlag) -> list[str]:
     return [name for name, flag in FLAG_NAMES.items() if flag in flags]
 
 
-class Direction(str, enum.Enum):
+class Direction(enum.StrEnum):
     DEBIT = "debit"
     CREDIT = "credit"
 
 
-class PostingStatus(str, enum.Enum):
+class PostingStatus(enum.StrEnum):
     QUEUED = "queued"
     POSTED = "posted"
     REJECTED = "rejected"

@@ -11,7 +11,7 @@ the exponent.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 from iso4217 import Currency as _Iso4217
 
@@ -23,7 +23,7 @@ _AMOUNT_PATTERN = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
 _CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def currency_exponent(currency: str) -> int:
     """Return the ISO 4217 minor-unit exponent of `currency` ("USD" -> 2, "JPY" -> 0).
 
@@ -50,13 +50,11 @@ def parse_amount(text: str, currency: str) -> int:
     exponent = currency_exponent(currency)
     match = _AMOUNT_PATTERN.fullmatch(text)
     if match is None:
-        raise InvalidAmount(
-            f"amount {text[:40]!r} is not a plain decimal string such as \"125.00\""
-        )
+        raise InvalidAmount(f'amount {text[:40]!r} is not a plain decimal string such as "125.00"')
     whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > exponent:
         raise InvalidAmount(
-            f"amount {text!r} has {len(fraction)} decimals; {currency} allows {exponent}"
+            f"amount {text[:40]!r} has {len(fraction)} decimals; {currency} allows {exponent}"
         )
     if len(whole) > 20:
         raise InvalidAmount(f"amount {text[:40]!r} is beyond the largest storable amount")

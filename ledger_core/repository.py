@@ -67,9 +67,7 @@ def create_database(url: str, *, pool_size: int = 10) -> Database:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
     else:
-        engine = create_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     return Database(engine)
 
 
@@ -156,7 +154,7 @@ class IntakeResult:
     created: bool
 
 
-def _account(row: Row[Any]) -> Account:
+def _account(row: Any) -> Account:
     return Account(
         id=AccountId(row.id),
         name=row.name,
@@ -170,7 +168,7 @@ def _account(row: Row[Any]) -> Account:
     )
 
 
-def _record(row: Row[Any], transaction: Transaction | None = None) -> PostingRecord:
+def _record(row: Any, transaction: Transaction | None = None) -> PostingRecord:
     return PostingRecord(
         request_id=RequestId(row.id),
         client_id=ClientId(row.client_id),
@@ -278,7 +276,8 @@ class Repository:
         ).all()
         created_keys = {(row.client_id, row.idempotency_key) for row in created}
         stored = {(row.client_id, row.idempotency_key): _record(row) for row in created}
-        missing = {(r.client_id, r.idempotency_key) for r in rows} - created_keys
+        missing: set[tuple[str, str]] = {(r.client_id, r.idempotency_key) for r in rows}
+        missing -= created_keys
         stored.update(self._records_by_key(missing))
         results: list[IntakeResult] = []
         for row in rows:
@@ -287,9 +286,7 @@ class Repository:
             created_keys.discard(key)
         return results
 
-    def _records_by_key(
-        self, keys: set[tuple[str, str]]
-    ) -> dict[tuple[str, str], PostingRecord]:
+    def _records_by_key(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], PostingRecord]:
         found: dict[tuple[str, str], PostingRecord] = {}
         by_client: dict[str, list[str]] = {}
         for client_id, key in keys:
@@ -323,9 +320,7 @@ class Repository:
     def lock_queued(self, partition: int, limit: int) -> list[QueuedPosting]:
         """Lock the oldest queued requests of a partition, in acceptance order."""
         rows = self.connection.execute(
-            select(
-                posting_requests.c.id, posting_requests.c.client_id, posting_requests.c.document
-            )
+            select(posting_requests.c.id, posting_requests.c.client_id, posting_requests.c.document)
             .where(
                 posting_requests.c.partition == partition,
                 posting_requests.c.status == PostingStatus.QUEUED.value,
@@ -335,7 +330,9 @@ class Repository:
             .with_for_update()
         ).all()
         return [
-            QueuedPosting(RequestId(row.id), ClientId(row.client_id), posting_from_document(row.document))
+            QueuedPosting(
+                RequestId(row.id), ClientId(row.client_id), posting_from_document(row.document)
+            )
             for row in rows
         ]
 
@@ -395,11 +392,13 @@ class Repository:
             self.connection.execute(
                 update(accounts)
                 .where(accounts.c.id == bindparam("b_id"))
-                .values(
-                    debits_posted=bindparam("b_debits"), credits_posted=bindparam("b_credits")
-                ),
+                .values(debits_posted=bindparam("b_debits"), credits_posted=bindparam("b_credits")),
                 [
-                    {"b_id": b.account_id, "b_debits": b.debits_posted, "b_credits": b.credits_posted}
+                    {
+                        "b_id": b.account_id,
+                        "b_debits": b.debits_posted,
+                        "b_credits": b.credits_posted,
+                    }
                     for b in balances
                 ],
             )
@@ -418,7 +417,9 @@ class Repository:
             [
                 {
                     "b_id": o.request_id,
-                    "b_status": (PostingStatus.POSTED if o.posted else PostingStatus.REJECTED).value,
+                    "b_status": (
+                        PostingStatus.POSTED if o.posted else PostingStatus.REJECTED
+                    ).value,
                     "b_code": o.code,
                     "b_detail": o.detail,
                 }
@@ -428,9 +429,7 @@ class Repository:
 
     def _insert_transactions(self, accepted: Sequence[QueuedPosting]) -> None:
         inserted = self.connection.execute(
-            insert(transactions).returning(
-                transactions.c.position, sort_by_parameter_order=True
-            ),
+            insert(transactions).returning(transactions.c.position, sort_by_parameter_order=True),
             [
                 {
                     "id": uuid.uuid4(),
@@ -473,23 +472,6 @@ class Repository:
                 finished_at=func.now(),
             )
         )
-
-    def requeue_failed(self, client_id: ClientId, idempotency_key: str) -> bool:
-        result = self.connection.execute(
-            update(posting_requests)
-            .where(
-                posting_requests.c.client_id == client_id,
-                posting_requests.c.idempotency_key == idempotency_key,
-                posting_requests.c.status == PostingStatus.FAILED.value,
-            )
-            .values(
-                status=PostingStatus.QUEUED.value,
-                error_code=None,
-                error_detail=None,
-                finished_at=None,
-            )
-        )
-        return bool(result.rowcount)
 
     def statuses(self, request_ids: Sequence[RequestId]) -> dict[RequestId, PostingStatus]:
         rows = self.connection.execute(

@@ -58,7 +58,12 @@ accounts = Table(
     Column("flags", SmallInteger(), nullable=False, server_default="0"),
     Column("debits_posted", BigInteger(), nullable=False, server_default="0"),
     Column("credits_posted", BigInteger(), nullable=False, server_default="0"),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.current_timestamp()),
+    Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.current_timestamp(),
+    ),
     UniqueConstraint("id", "currency"),
     CheckConstraint(
         "account_type IN ('asset', 'liability', 'equity', 'revenue', 'expense')", name="type"
@@ -86,15 +91,16 @@ posting_requests = Table(
     Column("status", String(16), nullable=False, server_default="queued"),
     Column("error_code", String(64)),
     Column("error_detail", Text()),
-    Column("accepted_at", DateTime(timezone=True), nullable=False, server_default=func.current_timestamp()),
+    Column(
+        "accepted_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.current_timestamp(),
+    ),
     Column("finished_at", DateTime(timezone=True)),
     UniqueConstraint("client_id", "idempotency_key"),
-    CheckConstraint(
-        "status IN ('queued', 'posted', 'rejected', 'failed')", name="status"
-    ),
-    CheckConstraint(
-        "(status = 'queued') = (finished_at IS NULL)", name="finished_when_final"
-    ),
+    CheckConstraint("status IN ('queued', 'posted', 'rejected', 'failed')", name="status"),
+    CheckConstraint("(status = 'queued') = (finished_at IS NULL)", name="finished_when_final"),
     Index(
         "ix_posting_requests_queued",
         "partition",
@@ -121,7 +127,12 @@ transactions = Table(
     Column("reference", String(128)),
     Column("description", String(1024)),
     Column("metadata", Document, nullable=False),
-    Column("posted_at", DateTime(timezone=True), nullable=False, server_default=func.current_timestamp()),
+    Column(
+        "posted_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.current_timestamp(),
+    ),
 )
 
 entries = Table(

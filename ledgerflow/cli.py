@@ -14,7 +14,9 @@ import uvicorn
 
 from ledger_core.settings import Settings
 
-app = typer.Typer(help="LedgerFlow: a queue-backed double-entry payment ledger.", no_args_is_help=True)
+app = typer.Typer(
+    help="LedgerFlow: a queue-backed double-entry payment ledger.", no_args_is_help=True
+)
 
 
 def _logging(level: str = "INFO") -> None:
@@ -24,7 +26,7 @@ def _logging(level: str = "INFO") -> None:
 
 
 def parse_partitions(text: str, partitions: int) -> list[int]:
-    """"0-3,7" -> [0, 1, 2, 3, 7]; every number must be below the partition count."""
+    """ "0-3,7" -> [0, 1, 2, 3, 7]; every number must be below the partition count."""
     chosen: set[int] = set()
     for part in text.split(","):
         part = part.strip()
@@ -102,7 +104,9 @@ def verify(
         accepted_before=datetime.now(UTC) - timedelta(seconds=grace_s),
     )
     if as_json:
-        typer.echo(json.dumps({"ok": report.ok, "problems": report.problems, "counts": report.counts}))
+        typer.echo(
+            json.dumps({"ok": report.ok, "problems": report.problems, "counts": report.counts})
+        )
     else:
         for name, count in sorted(report.counts.items()):
             typer.echo(f"{name}: {count}")
@@ -116,7 +120,9 @@ def verify(
 def dev(
     host: str = "127.0.0.1",
     port: int = 8000,
-    database_file: Annotated[str, typer.Option(help="SQLite file of the embedded ledger")] = "ledgerflow-dev.db",
+    database_file: Annotated[
+        str, typer.Option(help="SQLite file of the embedded ledger")
+    ] = "ledgerflow-dev.db",
 ) -> None:
     """Run API and worker in one process on SQLite and an in-process Redis: no servers needed."""
     from api.app import create_app
@@ -131,7 +137,9 @@ def dev(
     upgrade_to_head(settings.sqlalchemy_url())
     runtime = build_runtime(settings)
     install_runtime(runtime)
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning")
+    )
     api_thread = threading.Thread(target=server.run, name="api", daemon=True)
     api_thread.start()
     typer.echo(f"LedgerFlow (embedded) on http://{host}:{port}  docs: http://{host}:{port}/docs")

@@ -12,9 +12,7 @@ import ledger_core
 
 def alembic_config(url: str) -> Config:
     config = Config()
-    config.set_main_option(
-        "script_location", str(Path(ledger_core.__file__).parent / "migrations")
-    )
+    config.set_main_option("script_location", str(Path(ledger_core.__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

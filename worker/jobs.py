@@ -34,7 +34,9 @@ def drain_partition(runtime: Runtime, partition: int, *, up_to: int) -> int:
             raise
         except Exception as error:  # noqa: BLE001 - a poison batch must not stop its partition
             if limit > 1:
-                log.warning("batch of %d in partition %d failed, halving: %r", limit, partition, error)
+                log.warning(
+                    "batch of %d in partition %d failed, halving: %r", limit, partition, error
+                )
                 limit //= 2
                 continue
             failed = runtime.ledger.fail_oldest(partition, "apply_failed", repr(error)[:1000])

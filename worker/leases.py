@@ -7,6 +7,7 @@ stops renewing; its partitions are free to claim once the lease expires.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable
@@ -66,10 +67,8 @@ class PartitionLeases:
     def release_all(self) -> None:
         with self._guard:
             for lock in self._held.values():
-                try:
+                with contextlib.suppress(LockError, RedisError):
                     lock.release()
-                except (LockError, RedisError):
-                    pass
             self._held.clear()
 
     def start_heartbeat(self) -> None:

@@ -37,7 +37,7 @@ class _RqWorker(SimpleWorker):
     on_stop_request: Any = None
 
     def handle_warm_shutdown_request(self) -> None:
-        super().handle_warm_shutdown_request()
+        super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
         if self.on_stop_request is not None:
             self.on_stop_request()
 
@@ -91,7 +91,7 @@ class PartitionWorker:
             self._next_reconcile = now + self.runtime.settings.reconcile_interval_s
             try:
                 reconcile(self.runtime, owned)
-            except Exception:  # noqa: BLE001 - the next round tries again
+            except Exception:
                 log.exception("reconciler failed")
         if not owned:
             self.stopping.wait(min(1.0, self.runtime.settings.lease_ttl_s / 3))

@@ -77,7 +77,9 @@ def carried_max_ids(
             job_ids = list(StartedJobRegistry(queue=queue).get_job_ids())
         last_queued = redis.lindex(queue.key, -1)
         if last_queued is not None:
-            job_ids.append(last_queued.decode() if isinstance(last_queued, bytes) else str(last_queued))
+            job_ids.append(
+                last_queued.decode() if isinstance(last_queued, bytes) else str(last_queued)
+            )
         jobs = Job.fetch_many(job_ids, connection=redis, serializer=JSONSerializer)
         carried[partition] = _carried_max(jobs)
     return carried

@@ -30,7 +30,9 @@ def reconcile(runtime: Runtime, partitions: Iterable[int]) -> dict[int, int]:
     if not stale:
         return {}
     carried = carried_max_ids(runtime.redis, sorted(stale), include_started=False)
-    sweeps = {p: newest for p, newest in stale.items() if carried.get(p, 0) < newest}
+    sweeps: dict[int, int] = {
+        p: newest for p, newest in stale.items() if carried.get(p, 0) < newest
+    }
     if sweeps:
         enqueue_batches(runtime.redis, {p: [newest] for p, newest in sweeps.items()})
         log.warning("reconciler re-enqueued partitions %s", sorted(sweeps))

@@ -77,9 +77,7 @@ async def submit_transaction(
 
 
 @router.post("/batch", response_model=BatchResults)
-async def submit_batch(
-    body: BatchCreate, client_id: ClientDep, intake: IntakeDep
-) -> JSONResponse:
+async def submit_batch(body: BatchCreate, client_id: ClientDep, intake: IntakeDep) -> JSONResponse:
     """Up to 1,000 postings in one request; one result per item, in order."""
     results: list[dict[str, Any]] = [{} for _ in body.transactions]
     valid: list[tuple[int, Posting]] = []

@@ -28,8 +28,8 @@ class Processes:
         self.redis: subprocess.Popen[bytes] | None = None
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}-{len(self.started)}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_dir / f"{name}-{len(self.started)}.log", "wb") as log:
+            process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.started.append(process)
         return process
 
@@ -42,8 +42,17 @@ class Processes:
         self.redis = self._spawn(
             "redis",
             [
-                "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.log_dir),
+                "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.log_dir),
             ],
         )
         deadline = time.monotonic() + 10
@@ -63,7 +72,16 @@ class Processes:
         port = free_port()
         self._spawn(
             "api",
-            [sys.executable, "-m", "ledgerflow", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "ledgerflow",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
         )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20

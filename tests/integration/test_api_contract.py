@@ -191,9 +191,12 @@ def test_same_key_different_body_is_409_and_changes_nothing(
     client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
 ) -> None:
     wallet, merchant = pair
-    assert client.post(
-        "/api/v1/transactions", json=transfer(wallet, merchant, "10.00", "K")
-    ).status_code == 202
+    assert (
+        client.post(
+            "/api/v1/transactions", json=transfer(wallet, merchant, "10.00", "K")
+        ).status_code
+        == 202
+    )
     conflict = client.post("/api/v1/transactions", json=transfer(wallet, merchant, "11.00", "K"))
     assert conflict.status_code == 409
     assert conflict.headers["content-type"] == "application/problem+json"

@@ -29,7 +29,12 @@ def _amount(value: Any) -> dict[str, Any]:
 
 
 CASES: list[tuple[str, Any, int, str]] = [
-    ("missing idempotency key", {k: v for k, v in _with().items() if k != "idempotency_key"}, 422, "invalid_idempotency_key"),
+    (
+        "missing idempotency key",
+        {k: v for k, v in _with().items() if k != "idempotency_key"},
+        422,
+        "invalid_idempotency_key",
+    ),
     ("empty idempotency key", _with(idempotency_key=""), 422, "invalid_idempotency_key"),
     ("idempotency key with a slash", _with(idempotency_key="a/b"), 422, "invalid_idempotency_key"),
     ("amount as JSON number", _amount(1.0), 422, "invalid_amount"),
@@ -44,17 +49,42 @@ CASES: list[tuple[str, Any, int, str]] = [
     ("huge digits", _amount("9" * 400), 422, "invalid_amount"),
     ("unknown currency", _with(currency="ZZZ"), 422, "unsupported_currency"),
     ("lower-case currency", _with(currency="usd"), 422, "unsupported_currency"),
-    ("bad direction", _with(entries=_entries([(WALLET, "up", "1.00"), (MERCHANT, "credit", "1.00")])), 422, "invalid_request"),
+    (
+        "bad direction",
+        _with(entries=_entries([(WALLET, "up", "1.00"), (MERCHANT, "credit", "1.00")])),
+        422,
+        "invalid_request",
+    ),
     ("one entry", _with(entries=_entries([(WALLET, "debit", "1.00")])), 422, "invalid_entries"),
     ("no entries", _with(entries=[]), 422, "invalid_entries"),
-    ("65 entries", _with(entries=_entries([(WALLET, "debit", "1.00")] * 64 + [(MERCHANT, "credit", "64.00")])), 422, "invalid_entries"),
-    ("unbalanced", _with(entries=_entries([(WALLET, "debit", "1.00"), (MERCHANT, "credit", "2.00")])), 422, "unbalanced"),
+    (
+        "65 entries",
+        _with(entries=_entries([(WALLET, "debit", "1.00")] * 64 + [(MERCHANT, "credit", "64.00")])),
+        422,
+        "invalid_entries",
+    ),
+    (
+        "unbalanced",
+        _with(entries=_entries([(WALLET, "debit", "1.00"), (MERCHANT, "credit", "2.00")])),
+        422,
+        "unbalanced",
+    ),
     ("metadata not a map", _with(metadata=["a"]), 422, "invalid_metadata"),
     ("metadata non-string value", _with(metadata={"a": 1}), 422, "invalid_metadata"),
-    ("metadata too many keys", _with(metadata={f"k{i}": "v" for i in range(17)}), 422, "invalid_metadata"),
+    (
+        "metadata too many keys",
+        _with(metadata={f"k{i}": "v" for i in range(17)}),
+        422,
+        "invalid_metadata",
+    ),
     ("metadata long value", _with(metadata={"k": "v" * 513}), 422, "invalid_metadata"),
     ("unknown field", _with(amount="1.00"), 422, "invalid_request"),
-    ("account id not a uuid", _with(entries=_entries([("x", "debit", "1.00"), (MERCHANT, "credit", "1.00")])), 422, "invalid_request"),
+    (
+        "account id not a uuid",
+        _with(entries=_entries([("x", "debit", "1.00"), (MERCHANT, "credit", "1.00")])),
+        422,
+        "invalid_request",
+    ),
     ("body is a list", [], 422, "invalid_request"),
     ("reference too long", _with(reference="r" * 129), 422, "invalid_request"),
 ]
@@ -147,7 +177,10 @@ def test_bad_client_id_is_refused(client: httpx.Client, accounts: dict[str, str]
         ({"name": "x", "account_type": "cash", "currency": "USD"}, "invalid_request"),
         ({"name": "x", "account_type": "asset", "currency": "XYZ"}, "unsupported_currency"),
         ({"name": "", "account_type": "asset", "currency": "USD"}, "invalid_request"),
-        ({"name": "x", "account_type": "asset", "currency": "USD", "flags": ["f"]}, "invalid_request"),
+        (
+            {"name": "x", "account_type": "asset", "currency": "USD", "flags": ["f"]},
+            "invalid_request",
+        ),
         ({"name": "x", "account_type": "asset"}, "invalid_request"),
     ],
 )

@@ -60,7 +60,7 @@ def _insert_entries(connection, position, legs) -> None:  # type: ignore[no-unty
 def test_unbalanced_entries_fail_at_commit_with_23514(
     runtime: Runtime, seeded: tuple[uuid.UUID, uuid.UUID, int]
 ) -> None:
-    a, b, position = seeded
+    a, _b, position = seeded
     with pytest.raises(DBAPIError) as raised, runtime.database.engine.begin() as connection:
         _insert_entries(connection, position, [(a, "debit", 3)])
     assert _sqlstate(raised.value) == "23514"

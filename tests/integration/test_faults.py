@@ -62,7 +62,11 @@ def _submit(
     bodies = []
     for i in range(count):
         debit, credit = rng.sample(accounts, 2)
-        bodies.append(transfer(debit, credit, f"{rng.randint(1, 999)}.{rng.randint(0, 99):02}", f"{prefix}-{i}"))
+        bodies.append(
+            transfer(
+                debit, credit, f"{rng.randint(1, 999)}.{rng.randint(0, 99):02}", f"{prefix}-{i}"
+            )
+        )
     with httpx.Client(base_url=api, timeout=60) as client:
         for start in range(0, count, batch):
             response = client.post(

@@ -27,7 +27,10 @@ def test_missing_account_is_rejected_and_final(client: httpx.Client, runtime: Ru
     body = transfer(wallet, ghost, "1.00", "R-NF")
     status = _post_and_apply(client, runtime, body)
     assert status["status"] == "rejected"
-    assert status["error"] == {"code": "account_not_found", "detail": f"account {ghost} does not exist"}
+    assert status["error"] == {
+        "code": "account_not_found",
+        "detail": f"account {ghost} does not exist",
+    }
     replay = client.post("/api/v1/transactions", json=body)
     assert replay.status_code == 422
     assert replay.headers["content-type"] == "application/problem+json"
@@ -115,9 +118,7 @@ def test_twenty_concurrent_debits_with_room_for_ten_post_exactly_ten(
     with ThreadPoolExecutor(20) as pool:
         assert list(pool.map(spend, range(20))) == [202] * 20
     drain(runtime)
-    statuses = [
-        client.get(f"/api/v1/postings/SPEND-{i}").json()["status"] for i in range(20)
-    ]
+    statuses = [client.get(f"/api/v1/postings/SPEND-{i}").json()["status"] for i in range(20)]
     assert statuses.count("posted") == 10
     assert statuses.count("rejected") == 10
     balance = client.get(f"/api/v1/accounts/{customer}/balance").json()

@@ -78,9 +78,7 @@ def test_a_poison_posting_fails_alone_and_its_partition_moves_on(
             )
         )
     drain(runtime)
-    statuses = {
-        f"P-{i}": client.get(f"/api/v1/postings/P-{i}").json() for i in range(9)
-    }
+    statuses = {f"P-{i}": client.get(f"/api/v1/postings/P-{i}").json() for i in range(9)}
     assert statuses["P-4"]["status"] == "failed"
     assert statuses["P-4"]["error"]["code"] == "apply_failed"
     assert [s["status"] for k, s in statuses.items() if k != "P-4"] == ["posted"] * 8
@@ -119,7 +117,9 @@ def test_verify_passes_on_a_sound_ledger_and_fails_on_a_corrupted_balance(
         )
     broken = _verify(runtime)
     assert broken.returncode == 1
-    assert f"account {wallet}: stored debits/credits 1501/0 but entries sum to 1500/0" in broken.stdout
+    assert (
+        f"account {wallet}: stored debits/credits 1501/0 but entries sum to 1500/0" in broken.stdout
+    )
 
 
 def test_verify_reports_accepted_requests_that_no_job_carries(

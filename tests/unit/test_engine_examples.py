@@ -60,13 +60,13 @@ OWED = AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS
 def balance(
     account: AccountId,
     *,
-    debits: int = 0,
-    credits: int = 0,
+    debits_minor: int = 0,
+    credits_minor: int = 0,
     currency: str = "USD",
     flags: AccountFlag = AccountFlag.NONE,
     status: AccountStatus = AccountStatus.ACTIVE,
 ) -> Balance:
-    return Balance(account, currency, status, flags, debits, credits)
+    return Balance(account, currency, status, flags, debits_minor, credits_minor)
 
 
 def opening_ledger(*overrides: Balance) -> Balances:
@@ -115,7 +115,7 @@ def posted(ledger: Mapping[AccountId, Balance], account: AccountId) -> tuple[str
 
 
 def codes(outcomes: Sequence[Outcome]) -> list[str | None]:
-    """"posted" for accepted postings, the refusal code for refused ones."""
+    """The word posted for accepted postings, the refusal code for refused ones."""
     return ["posted" if o.posted else o.code for o in outcomes]
 
 
@@ -197,7 +197,7 @@ def test_wallet_refuses_an_overdraft_but_a_later_smaller_purchase_posts() -> Non
         alice            8.00     10.00    balance 2.00
         merchant         0.00      8.00
     """
-    before = opening_ledger(balance(ALICE, credits=1000, flags=WALLET))
+    before = opening_ledger(balance(ALICE, credits_minor=1000, flags=WALLET))
     batch = queue(
         [dr(ALICE, "12.00"), cr(MERCHANT, "12.00")],
         [dr(ALICE, "8.00"), cr(MERCHANT, "8.00")],
@@ -207,14 +207,15 @@ def test_wallet_refuses_an_overdraft_but_a_later_smaller_purchase_posts() -> Non
 
     assert codes(outcomes) == ["insufficient_funds", "posted"]
     assert [o.request_id for o in outcomes] == [1, 2]
-    assert outcomes[0].detail is not None and str(ALICE) in outcomes[0].detail
+    assert outcomes[0].detail is not None
+    assert str(ALICE) in outcomes[0].detail
     assert posted(after, ALICE) == ("8.00", "10.00")
     assert posted(after, MERCHANT) == ("0.00", "8.00")
 
 
 def test_wallet_may_be_spent_to_exactly_zero_but_not_one_cent_more() -> None:
     """Alice holds 10.00: spending 10.00 posts, the next 0.01 is refused."""
-    before = opening_ledger(balance(ALICE, credits=1000, flags=WALLET))
+    before = opening_ledger(balance(ALICE, credits_minor=1000, flags=WALLET))
     batch = queue(
         [dr(ALICE, "10.00"), cr(MERCHANT, "10.00")],
         [dr(ALICE, "0.01"), cr(MERCHANT, "0.01")],
@@ -229,6 +230,7 @@ def test_wallet_may_be_spent_to_exactly_zero_but_not_one_cent_more() -> None:
 def test_a_refused_purchase_leaves_room_that_a_top_up_later_in_the_batch_fills() -> None:
     """The outcome of a posting depends only on the postings accepted before it.
 
+    In acceptance order:
         1. Dr alice 5.00   Cr merchant 5.00   -> insufficient_funds (alice is empty)
         2. Dr cash  5.00   Cr alice    5.00   -> posted (top-up)
         3. Dr alice 5.00   Cr merchant 5.00   -> posted
@@ -256,7 +258,7 @@ def test_receivable_refuses_a_settlement_larger_than_what_is_owed() -> None:
         receivable      20.00     20.00
         cash            20.00      0.00
     """
-    before = opening_ledger(balance(RECEIVABLE, debits=2000, flags=OWED))
+    before = opening_ledger(balance(RECEIVABLE, debits_minor=2000, flags=OWED))
     batch = queue(
         [dr(CASH, "25.00"), cr(RECEIVABLE, "25.00")],
         [dr(CASH, "20.00"), cr(RECEIVABLE, "20.00")],
@@ -289,14 +291,15 @@ def test_posting_to_an_account_that_was_never_opened_is_refused() -> None:
     )
 
     assert codes(outcomes) == ["account_not_found"]
-    assert outcomes[0].detail is not None and str(NOWHERE) in outcomes[0].detail
+    assert outcomes[0].detail is not None
+    assert str(NOWHERE) in outcomes[0].detail
     assert NOWHERE not in after
     assert after == opening_ledger()
 
 
 def test_posting_to_a_closed_wallet_is_refused() -> None:
     before = opening_ledger(
-        balance(CLOSED, credits=500, flags=WALLET, status=AccountStatus.INACTIVE)
+        balance(CLOSED, credits_minor=500, flags=WALLET, status=AccountStatus.INACTIVE)
     )
 
     after, outcomes = apply_postings(before, queue([dr(CLOSED, "5.00"), cr(CASH, "5.00")]))
@@ -312,7 +315,8 @@ def test_yen_cannot_be_posted_to_a_dollar_account() -> None:
     )
 
     assert codes(outcomes) == ["currency_mismatch"]
-    assert outcomes[0].detail is not None and "USD" in outcomes[0].detail
+    assert outcomes[0].detail is not None
+    assert "USD" in outcomes[0].detail
     assert after == opening_ledger()
 
 
@@ -331,11 +335,12 @@ def test_a_posting_in_yen_between_yen_accounts_posts() -> None:
 def test_a_total_that_would_pass_bigint_is_refused_and_one_that_reaches_it_posts() -> None:
     """Cash has posted debits 1.00 below the largest storable amount.
 
+    In acceptance order:
         1. Dr cash 1.01   Cr merchant 1.01   -> balance_overflow
         2. Dr cash 1.00   Cr merchant 1.00   -> posted; cash debits are exactly BIGINT_MAX
         3. Dr cash 0.01   Cr merchant 0.01   -> balance_overflow
     """
-    before = opening_ledger(balance(CASH, debits=BIGINT_MAX - 100))
+    before = opening_ledger(balance(CASH, debits_minor=BIGINT_MAX - 100))
     batch = queue(
         [dr(CASH, "1.01"), cr(MERCHANT, "1.01")],
         [dr(CASH, "1.00"), cr(MERCHANT, "1.00")],
@@ -350,7 +355,7 @@ def test_a_total_that_would_pass_bigint_is_refused_and_one_that_reaches_it_posts
 
 
 def test_credit_totals_overflow_too() -> None:
-    before = opening_ledger(balance(MERCHANT, credits=BIGINT_MAX))
+    before = opening_ledger(balance(MERCHANT, credits_minor=BIGINT_MAX))
 
     after, outcomes = apply_postings(before, queue([dr(CASH, "0.01"), cr(MERCHANT, "0.01")]))
 
@@ -371,9 +376,7 @@ def test_missing_account_outranks_currency_mismatch() -> None:
 
 
 def test_missing_account_outranks_inactive_account() -> None:
-    _, outcomes = apply_postings(
-        opening_ledger(), queue([dr(CLOSED, "5.00"), cr(NOWHERE, "5.00")])
-    )
+    _, outcomes = apply_postings(opening_ledger(), queue([dr(CLOSED, "5.00"), cr(NOWHERE, "5.00")]))
 
     assert codes(outcomes) == ["account_not_found"]
 
@@ -388,16 +391,14 @@ def test_inactive_account_outranks_currency_mismatch() -> None:
 
 def test_currency_mismatch_outranks_insufficient_funds() -> None:
     """Alice is empty and would be overdrawn, but the yen account is reported first."""
-    _, outcomes = apply_postings(
-        opening_ledger(), queue([dr(ALICE, "5.00"), cr(YEN_CASH, "5.00")])
-    )
+    _, outcomes = apply_postings(opening_ledger(), queue([dr(ALICE, "5.00"), cr(YEN_CASH, "5.00")]))
 
     assert codes(outcomes) == ["currency_mismatch"]
 
 
 def test_balance_overflow_outranks_insufficient_funds() -> None:
     """Alice is empty (overdraft) and the merchant's credits are at the limit (overflow)."""
-    before = opening_ledger(balance(MERCHANT, credits=BIGINT_MAX))
+    before = opening_ledger(balance(MERCHANT, credits_minor=BIGINT_MAX))
 
     _, outcomes = apply_postings(before, queue([dr(ALICE, "5.00"), cr(MERCHANT, "5.00")]))
 
@@ -429,7 +430,7 @@ def test_entries_on_the_same_account_are_summed_before_flags_are_checked() -> No
 
     Each entry alone fits in 40.00, but together they take 50.00: refused as a whole.
     """
-    before = opening_ledger(balance(ALICE, credits=4000, flags=WALLET))
+    before = opening_ledger(balance(ALICE, credits_minor=4000, flags=WALLET))
     batch = queue(
         [dr(ALICE, "30.00"), dr(ALICE, "20.00"), cr(MERCHANT, "50.00")],
         [dr(ALICE, "30.00"), dr(ALICE, "10.00"), cr(MERCHANT, "40.00")],
@@ -473,9 +474,9 @@ def test_a_credit_on_the_same_account_can_fund_its_own_debit() -> None:
 def test_a_batch_of_refusals_leaves_every_balance_identical() -> None:
     """Every kind of refusal in one batch: the ledger after equals the ledger before."""
     before = opening_ledger(
-        balance(ALICE, debits=100, credits=1000, flags=WALLET),
-        balance(RECEIVABLE, debits=500, credits=100, flags=OWED),
-        balance(FEES, credits=BIGINT_MAX - 1),
+        balance(ALICE, debits_minor=100, credits_minor=1000, flags=WALLET),
+        balance(RECEIVABLE, debits_minor=500, credits_minor=100, flags=OWED),
+        balance(FEES, credits_minor=BIGINT_MAX - 1),
     )
     batch = queue(
         [dr(CASH, "1.00"), cr(NOWHERE, "1.00")],
