@@ -14,7 +14,7 @@ from api.intake import IntakeBatcher
 from api.limits import BodySizeLimit
 from api.metrics import TRANSIENT_RETRIES
 from api.problems import install_problem_handlers
-from api.routes import accounts, postings, system, transactions
+from api.routes import accounts, ops, postings, system, transactions
 from api.waiting import OutcomeHub
 from worker.runtime import Runtime, embedded_redis_server
 
@@ -58,6 +58,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, bytes_max=runtime.settings.body_bytes_max)
-    for module in (accounts, transactions, postings, system):
+    for module in (accounts, transactions, postings, ops, system):
         app.include_router(module.router)
     return app

@@ -50,6 +50,7 @@ def get_client_id(
     return ClientId(x_client_id)
 
 
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 IntakeDep = Annotated[IntakeBatcher, Depends(get_intake)]
 HubDep = Annotated[OutcomeHub, Depends(get_hub)]

@@ -25,6 +25,7 @@ from benchmarks.e2e import (
     BATCH_CONCURRENCY,
     BATCH_SIZE,
     FINAL_STATUSES,
+    STATUS_SAMPLE,
     BenchmarkError,
     Deadline,
     Figures,
@@ -140,7 +141,7 @@ COLUMNS = (
     "p50 ms",
     "p95 ms",
     "p99 ms",
-    "posted/rejected/failed/unfinished",
+    "sampled posted/rejected/failed/unfinished",
 )
 
 
@@ -166,9 +167,10 @@ def markdown_table(summaries: dict[Mode, Figures]) -> str:
 
 
 TABLE_NOTE = (
-    "Medians over complete and cut-short runs; errors and statuses are totals over runs. "
-    f"Batch latency is per request of up to {BATCH_SIZE} postings. applied/s counts final "
-    "postings from the first send to the moment the last one was seen final."
+    "Medians over complete and cut-short runs; errors and statuses are totals over runs "
+    f"(statuses of a sample of up to {STATUS_SAMPLE} keys per run). Batch latency is per "
+    f"request of up to {BATCH_SIZE} postings. applied/s counts accepted postings from the "
+    "first send to the moment the service reported nothing queued."
 )
 
 

@@ -481,6 +481,19 @@ class Repository:
         ).all()
         return {RequestId(row.id): PostingStatus(row.status) for row in rows}
 
+    def queued_by_partition(self) -> list[tuple[int, int, datetime]]:
+        """(partition, queued requests, oldest acceptance time) for partitions with work."""
+        rows = self.connection.execute(
+            select(
+                posting_requests.c.partition,
+                func.count(),
+                func.min(posting_requests.c.accepted_at),
+            )
+            .where(posting_requests.c.status == PostingStatus.QUEUED.value)
+            .group_by(posting_requests.c.partition)
+        ).all()
+        return [(int(row[0]), int(row[1]), row[2]) for row in rows]
+
     def stale_queued(self, older_than: datetime) -> dict[int, RequestId]:
         """Per partition, the newest request still queued that was accepted before `older_than`."""
         rows = self.connection.execute(

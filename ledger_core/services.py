@@ -90,6 +90,19 @@ class AppliedBatch:
         return self.postings[-1].request_id if self.postings else None
 
 
+@dataclass(frozen=True)
+class PartitionLag:
+    partition: int
+    queued: int
+    oldest_age_s: float
+
+
+def _age_s(moment: datetime, now: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (now - moment).total_seconds())
+
+
 class Ledger:
     def __init__(
         self,
@@ -229,6 +242,20 @@ class Ledger:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
         with self.database.transaction() as repository:
             return repository.stale_queued(cutoff)
+
+    def partition_lag(self) -> list[PartitionLag]:
+        """Every partition's queued requests and the age of its oldest one."""
+        with self.database.transaction() as repository:
+            rows = {p: (count, oldest) for p, count, oldest in repository.queued_by_partition()}
+        now = datetime.now(UTC)
+        return [
+            PartitionLag(
+                partition=partition,
+                queued=rows[partition][0] if partition in rows else 0,
+                oldest_age_s=_age_s(rows[partition][1], now) if partition in rows else 0.0,
+            )
+            for partition in range(self.partitions)
+        ]
 
     # Reads
 

@@ -321,3 +321,21 @@ def test_openapi_documents_examples(client: httpx.Client) -> None:
     examples = schema["components"]["schemas"]["TransactionCreate"]["examples"]
     assert examples[0]["entries"][0]["amount"] == "125.00"
     assert client.get("/docs").status_code == 200
+
+
+def test_partition_view_counts_what_is_queued(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    for i in range(3):
+        client.post("/api/v1/transactions", json=transfer(wallet, merchant, "1.00", f"OPS-{i}"))
+    view = client.get("/api/v1/ops/partitions").json()
+    assert view["queued"] == 3
+    assert len(view["partitions"]) == runtime.settings.partitions
+    [busy] = [row for row in view["partitions"] if row["queued"]]
+    assert busy["jobs_waiting"] == 3
+    assert busy["oldest_age_s"] >= 0
+    drain(runtime)
+    view = client.get("/api/v1/ops/partitions").json()
+    assert view["queued"] == 0
+    assert all(row["jobs_waiting"] == 0 for row in view["partitions"])
