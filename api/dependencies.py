@@ -1,4 +1,8 @@
-"""Request-scoped access to the process's services, and the client identity."""
+"""Request-scoped access to the process's services, and the client identity.
+
+Every dependency is `async def`: FastAPI runs a plain `def` dependency in the thread pool,
+which for these one-line lookups cost more than the whole request's own work.
+"""
 
 from __future__ import annotations
 
@@ -18,26 +22,27 @@ CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 DEFAULT_CLIENT = ClientId("default")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_ledger(request: Request) -> Ledger:
-    return get_runtime(request).ledger
+async def get_ledger(request: Request) -> Ledger:
+    runtime: Runtime = request.app.state.runtime
+    return runtime.ledger
 
 
-def get_intake(request: Request) -> IntakeBatcher:
+async def get_intake(request: Request) -> IntakeBatcher:
     intake: IntakeBatcher = request.app.state.intake
     return intake
 
 
-def get_hub(request: Request) -> OutcomeHub:
+async def get_hub(request: Request) -> OutcomeHub:
     hub: OutcomeHub = request.app.state.hub
     return hub
 
 
-def get_client_id(
+async def get_client_id(
     x_client_id: Annotated[
         str | None,
         Header(description="Client identity; idempotency keys are unique per client"),

@@ -258,21 +258,21 @@ class Repository:
             if self.connection.dialect.name == "postgresql"
             else sqlite_insert(posting_requests)
         )
+        # executemany: one cached statement that SQLAlchemy sends as multi-row INSERTs.
         created = self.connection.execute(
-            insert_statement.values(
-                [
-                    {
-                        "client_id": row.client_id,
-                        "idempotency_key": row.idempotency_key,
-                        "body_hash": row.body_hash,
-                        "partition": row.partition,
-                        "document": row.document,
-                    }
-                    for row in rows
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["client_id", "idempotency_key"])
-            .returning(*_RECORD_COLUMNS)
+            insert_statement.on_conflict_do_nothing(
+                index_elements=["client_id", "idempotency_key"]
+            ).returning(*_RECORD_COLUMNS),
+            [
+                {
+                    "client_id": row.client_id,
+                    "idempotency_key": row.idempotency_key,
+                    "body_hash": row.body_hash,
+                    "partition": row.partition,
+                    "document": row.document,
+                }
+                for row in rows
+            ],
         ).all()
         created_keys = {(row.client_id, row.idempotency_key) for row in created}
         stored = {(row.client_id, row.idempotency_key): _record(row) for row in created}

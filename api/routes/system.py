@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.dependencies import get_runtime
+from api.dependencies import RuntimeDep
 
 router = APIRouter(tags=["system"])
 
@@ -17,8 +17,7 @@ def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-def ready(request: Request) -> JSONResponse:
-    runtime = get_runtime(request)
+def ready(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         runtime.database.ping()
