@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger_core.errors import (
@@ -23,6 +24,7 @@ from ledger_core.errors import (
     InvalidIdempotencyKey,
     InvalidMetadata,
     InvalidRequest,
+    InvalidText,
     LedgerError,
     MalformedJson,
 )
@@ -37,6 +39,34 @@ _FIELD_CODES: dict[str, type[InputError]] = {
     "idempotency_key": InvalidIdempotencyKey,
 }
 
+
+class ProblemPublic(BaseModel):
+    """RFC 9457 problem details with LedgerFlow's stable `code`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+_PROBLEM_SCHEMA = ProblemPublic.model_json_schema()
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
+    }
+    for status, description in (
+        (400, "Malformed JSON"),
+        (404, "Not found"),
+        (409, "Idempotency key reused with a different body"),
+        (413, "Body too large"),
+        (422, "Invalid request, or a posting refused on ledger state"),
+        (503, "Overloaded or a dependency is unavailable; retry with the same key"),
+    )
+}
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: BodyTooLarge.code}
 
@@ -77,6 +107,8 @@ def shape_error(errors: Sequence[Any]) -> InputError:
         field = None
     where = ".".join(location) or "body"
     detail = f"{where}: {first.get('msg', 'invalid')}"
+    if first.get("type") == "string_unicode":
+        return InvalidText(f"{where}: not valid Unicode text")
     if field == "amount" and first.get("type") == "string_type":
         detail = f'{where}: amounts are decimal strings such as "125.00", not JSON numbers'
     return (_FIELD_CODES[field] if field else InvalidRequest)(detail)

@@ -8,6 +8,8 @@
     │   ├── InvalidEntries             too few or too many entries, mixed currencies
     │   ├── Unbalanced
     │   ├── InvalidMetadata
+    │   ├── InvalidText                NUL characters or unpaired surrogates in a text field
+    │   ├── InvalidFlags
     │   └── InvalidIdempotencyKey
     ├── Refusal                        refused on ledger state; final for its key
     │   ├── AccountNotFoundForPosting
@@ -106,6 +108,20 @@ class InvalidMetadata(InputError):
 
     code = "invalid_metadata"
     title = "Invalid metadata"
+
+
+class InvalidText(InputError):
+    """Raised when a text field holds a NUL character or an unpaired UTF-16 surrogate."""
+
+    code = "invalid_text"
+    title = "Invalid text"
+
+
+class InvalidFlags(InputError):
+    """Raised when an account asks for both flags: it could then never move."""
+
+    code = "invalid_flags"
+    title = "Invalid account flags"
 
 
 class InvalidIdempotencyKey(InputError):

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 from ledger_core.errors import (
     InvalidEntries,
+    InvalidFlags,
     InvalidIdempotencyKey,
     InvalidMetadata,
+    InvalidText,
     Unbalanced,
 )
-from ledger_core.model import AccountId, Direction, Entry, Posting
+from ledger_core.model import AccountFlag, AccountId, Direction, Entry, Posting
 from ledger_core.money import currency_exponent, parse_amount
 
 ENTRIES_MIN = 2
@@ -48,6 +50,30 @@ def check_idempotency_key(key: str) -> str:
     return key
 
 
+def check_text(field: str, value: str | None) -> str | None:
+    """Text is stored as UTF-8 in PostgreSQL: no NUL characters, no unpaired surrogates."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise InvalidText(f"{field} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidText(f"{field} is not valid Unicode text") from None
+    return value
+
+
+def check_account(*, name: str, currency: str, flags: AccountFlag) -> None:
+    """What makes an account well-formed: readable name, ISO currency, compatible flags."""
+    check_text("name", name)
+    currency_exponent(currency)
+    both = AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS
+    if flags & both == both:
+        raise InvalidFlags(
+            "debits_must_not_exceed_credits and credits_must_not_exceed_debits exclude each other"
+        )
+
+
 def check_metadata(metadata: Mapping[str, object]) -> dict[str, str]:
     if len(metadata) > METADATA_KEYS_MAX:
         raise InvalidMetadata(f"metadata holds at most {METADATA_KEYS_MAX} keys")
@@ -56,6 +82,8 @@ def check_metadata(metadata: Mapping[str, object]) -> dict[str, str]:
             raise InvalidMetadata(f"metadata keys are 1-{METADATA_KEY_LENGTH_MAX} characters")
         if not isinstance(value, str):
             raise InvalidMetadata(f"metadata value of {key!r} must be a string")
+        check_text("metadata key", key)
+        check_text(f"metadata value of {key!r}", value)
         if len(value) > METADATA_VALUE_LENGTH_MAX:
             raise InvalidMetadata(
                 f"metadata value of {key!r} is longer than {METADATA_VALUE_LENGTH_MAX} characters"
@@ -99,8 +127,8 @@ def build_posting(
         idempotency_key=idempotency_key,
         currency=currency,
         entries=parsed,
-        reference=reference,
-        description=description,
+        reference=check_text("reference", reference),
+        description=check_text("description", description),
         metadata=check_metadata(metadata or {}),
     )
 

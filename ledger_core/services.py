@@ -44,7 +44,7 @@ from ledger_core.model import (
     TransactionId,
 )
 from ledger_core.repository import Database, IntakeRow
-from ledger_core.rules import body_hash, partition_of, posting_to_document
+from ledger_core.rules import body_hash, check_account, partition_of, posting_to_document
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,6 +125,7 @@ class Ledger:
     def open_account(
         self, *, name: str, account_type: AccountType, currency: str, flags: AccountFlag
     ) -> Account:
+        check_account(name=name, currency=currency, flags=flags)
         account = Account(
             id=AccountId(uuid.uuid4()),
             name=name,

@@ -9,16 +9,15 @@ from fastapi import APIRouter, Query, Response
 
 from api.dependencies import LedgerDep
 from api.presenters import API_PREFIX, account_public, balance_public
+from api.problems import PROBLEM_RESPONSES
 from api.schemas import AccountCreate, AccountPage, AccountPatch, AccountPublic, BalancePublic
 from ledger_core.model import FLAG_NAMES, AccountFlag, AccountId
-from ledger_core.money import currency_exponent
 
-router = APIRouter(prefix=f"{API_PREFIX}/accounts", tags=["accounts"])
+router = APIRouter(prefix=f"{API_PREFIX}/accounts", tags=["accounts"], responses=PROBLEM_RESPONSES)
 
 
 @router.post("", status_code=201, response_model=AccountPublic)
 def open_account(body: AccountCreate, ledger: LedgerDep, response: Response) -> AccountPublic:
-    currency_exponent(body.currency)
     flags = AccountFlag.NONE
     for name in body.flags:
         flags |= FLAG_NAMES[name]

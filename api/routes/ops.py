@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.dependencies import LedgerDep, RuntimeDep
+from api.problems import PROBLEM_RESPONSES
 from worker.queues import queue_depths
 
-router = APIRouter(prefix="/api/v1/ops", tags=["operations"])
+router = APIRouter(prefix="/api/v1/ops", tags=["operations"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/partitions")

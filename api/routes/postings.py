@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 from api.answers import settle, wait_seconds
 from api.dependencies import ClientDep, HubDep, LedgerDep
 from api.presenters import API_PREFIX, posting_public
+from api.problems import PROBLEM_RESPONSES
 from api.schemas import PostingPublic
 from ledger_core.rules import check_idempotency_key
 
-router = APIRouter(prefix=f"{API_PREFIX}/postings", tags=["postings"])
+router = APIRouter(prefix=f"{API_PREFIX}/postings", tags=["postings"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/{idempotency_key}", response_model=PostingPublic)

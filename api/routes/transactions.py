@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from api.answers import posting_answer, settle, wait_seconds
 from api.dependencies import ClientDep, HubDep, IntakeDep, LedgerDep
 from api.presenters import API_PREFIX, posting_public, transaction_public
-from api.problems import error_body, shape_error
+from api.problems import PROBLEM_RESPONSES, error_body, shape_error
 from api.schemas import (
     BatchCreate,
     BatchResults,
@@ -25,7 +25,9 @@ from ledger_core.errors import InputError
 from ledger_core.model import AccountId, Posting, TransactionId
 from ledger_core.rules import RawEntry, build_posting
 
-router = APIRouter(prefix=f"{API_PREFIX}/transactions", tags=["transactions"])
+router = APIRouter(
+    prefix=f"{API_PREFIX}/transactions", tags=["transactions"], responses=PROBLEM_RESPONSES
+)
 
 WaitQuery = Annotated[
     float | None,
@@ -49,11 +51,7 @@ def to_posting(body: TransactionCreate) -> Posting:
     "",
     status_code=202,
     response_model=PostingPublic,
-    responses={
-        201: {"description": "Posted (with wait)", "model": PostingPublic},
-        409: {"description": "Idempotency key reused with a different body"},
-        422: {"description": "Invalid, or refused on ledger state (with wait)"},
-    },
+    responses={201: {"description": "Posted (with wait)", "model": PostingPublic}},
 )
 async def submit_transaction(
     body: TransactionCreate,

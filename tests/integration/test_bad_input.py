@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -87,7 +88,16 @@ CASES: list[tuple[str, Any, int, str]] = [
     ),
     ("body is a list", [], 422, "invalid_request"),
     ("reference too long", _with(reference="r" * 129), 422, "invalid_request"),
+    ("NUL in reference", _with(reference="a\x00b"), 422, "invalid_text"),
+    ("lone surrogate in description", _with(description="x\ud800"), 422, "invalid_text"),
+    ("NUL in metadata value", _with(metadata={"k": "\x00"}), 422, "invalid_text"),
+    ("surrogate in metadata key", _with(metadata={"\udfff": "v"}), 422, "invalid_text"),
 ]
+
+
+def _post_json(client: httpx.Client, path: str, body: Any) -> httpx.Response:
+    """Post JSON escaped to ASCII, so bodies may carry unpaired surrogates as \\uXXXX."""
+    return client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
 
 
 @pytest.fixture
@@ -116,7 +126,7 @@ def test_bad_posting_is_a_problem_and_stores_nothing(
     status: int,
     code: str,
 ) -> None:
-    response = client.post("/api/v1/transactions", json=_resolve(body, accounts))
+    response = _post_json(client, "/api/v1/transactions", _resolve(body, accounts))
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
@@ -182,12 +192,23 @@ def test_bad_client_id_is_refused(client: httpx.Client, accounts: dict[str, str]
             "invalid_request",
         ),
         ({"name": "x", "account_type": "asset"}, "invalid_request"),
+        ({"name": "a\x00", "account_type": "asset", "currency": "USD"}, "invalid_text"),
+        ({"name": "\ud9a0", "account_type": "asset", "currency": "USD"}, "invalid_text"),
+        (
+            {
+                "name": "x",
+                "account_type": "asset",
+                "currency": "USD",
+                "flags": ["debits_must_not_exceed_credits", "credits_must_not_exceed_debits"],
+            },
+            "invalid_flags",
+        ),
     ],
 )
 def test_bad_account_is_a_problem_and_stores_nothing(
     client: httpx.Client, runtime: Runtime, body: dict[str, Any], code: str
 ) -> None:
-    response = client.post("/api/v1/accounts", json=body)
+    response = _post_json(client, "/api/v1/accounts", body)
     assert response.status_code == 422
     assert response.json()["code"] == code
     assert count_rows(runtime, "accounts") == 0
