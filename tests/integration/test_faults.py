@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis
 from sqlalchemy import text
 
 from tests.integration.conftest import transfer
@@ -158,3 +160,24 @@ def test_redis_restarted_empty_with_postings_queued_loses_nothing(
     processes.start_worker()
     _wait_until_drained(runtime, timeout_s=60)
     _assert_applied_once(runtime, 1001, processes)
+
+
+def test_sigterm_finishes_the_batch_in_hand_releases_leases_and_exits_0(
+    runtime: Runtime, processes: Processes
+) -> None:
+    processes.env["LEDGERFLOW_APPLY_BATCH_MAX"] = "50"
+    api = processes.start_api()
+    accounts = _accounts(api, 10)
+    _submit(api, accounts, 2000, "TERM")
+    worker = processes.start_worker()
+    deadline = time.monotonic() + 30
+    while _queued(runtime) == 2000:
+        assert time.monotonic() < deadline, "the worker never started applying"
+        time.sleep(0.05)
+    processes.kill(worker, signal.SIGTERM)
+    assert worker.returncode == 0
+    redis = Redis.from_url(processes.redis_url)
+    assert not redis.keys("ledgerflow:lease:*"), "leases were not released"
+    processes.start_worker()
+    _wait_until_drained(runtime, timeout_s=60)
+    _assert_applied_once(runtime, 2000, processes)
