@@ -93,11 +93,11 @@ def verify(
 ) -> None:
     """Check the ledger's invariants on a live database; exit 1 with a report if one fails."""
     from ledger_core.audit import audit
-    from worker.queues import carried_max_ids
+    from worker.queues import partitions_with_jobs
     from worker.runtime import get_runtime
 
     runtime = get_runtime()
-    carried = carried_max_ids(runtime.redis, range(runtime.settings.partitions))
+    carried = partitions_with_jobs(runtime.redis, range(runtime.settings.partitions))
     report = audit(
         runtime.database,
         carried=carried,

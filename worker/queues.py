@@ -1,19 +1,26 @@
-"""Partition queues: one RQ queue per partition, one RQ job per batch of requests.
+"""Partition queues: one RQ queue per partition; a job drains its partition.
 
-A job carries the partition and the ids of the requests it was enqueued for. The worker
-applies the partition's queued requests in acceptance order up to at least the newest of
-those ids, so a job also sweeps up older requests whose own job was lost, and a duplicate
-job finds nothing left to do. Redis is never the only copy: PostgreSQL holds every
-accepted request, and the reconciler re-enqueues those no live job carries.
+A job says "apply partition p": the worker applies the partition's queued requests in
+acceptance order, a batch per transaction, until the partition is empty (or a bound of
+batches, after which it makes sure another job follows). So a duplicate job finds nothing
+to do, and a job also applies older requests whose own job was lost.
+
+Enqueues are coalesced: a partition gets a new job only when no job of it is waiting.
+The "pending" marker of a partition is set (SET NX) by whoever enqueues and deleted by the
+worker when it starts the job, before it reads PostgreSQL. A request committed while the
+marker stands is therefore seen by that job; one committed after the worker deleted it
+finds no marker and enqueues a job of its own. The marker expires, so a marker orphaned by
+a crash costs at most its time to live (the reconciler covers that gap too).
+
+Redis is never the only copy: PostgreSQL holds every accepted request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from redis import Redis
 from rq import Queue
-from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
@@ -21,28 +28,48 @@ QUEUE_PREFIX = "ledger:p"
 JOB_FUNCTION = "worker.jobs.apply_partition"
 JOB_TIMEOUT_S = 300
 FAILURE_TTL_S = 7 * 24 * 3600
+PENDING_TTL_S = 30
 
 
 def queue_name(partition: int) -> str:
     return f"{QUEUE_PREFIX}{partition}"
 
 
+def pending_key(partition: int) -> str:
+    return f"ledgerflow:pending:p{partition}"
+
+
 def partition_queue(redis: Redis, partition: int) -> Queue:
     return Queue(queue_name(partition), connection=redis, serializer=JSONSerializer)
 
 
-def enqueue_batches(redis: Redis, batches: Mapping[int, Sequence[int]]) -> None:
-    """Enqueue one job per partition carrying that partition's new request ids."""
+def enqueue_batches(
+    redis: Redis, batches: Mapping[int, Sequence[int]], *, force: bool = False
+) -> list[int]:
+    """Make sure a job will drain each partition of `batches`; return those enqueued.
+
+    Without `force`, a partition whose pending marker stands already has a job waiting
+    and gets none. The job's arguments name the new request ids for operators to read.
+    """
+    wanted = [p for p, request_ids in batches.items() if request_ids]
+    if not wanted:
+        return []
+    if force:
+        chosen = wanted
+    else:
+        with redis.pipeline(transaction=False) as pipeline:
+            for partition in wanted:
+                pipeline.set(pending_key(partition), 1, nx=True, ex=PENDING_TTL_S)
+            chosen = [p for p, was_set in zip(wanted, pipeline.execute(), strict=True) if was_set]
+    if not chosen:
+        return []
     with redis.pipeline() as pipeline:
-        for partition, request_ids in batches.items():
-            if not request_ids:
-                continue
-            queue = partition_queue(redis, partition)
-            queue.enqueue_many(
+        for partition in chosen:
+            partition_queue(redis, partition).enqueue_many(
                 [
                     Queue.prepare_data(
                         JOB_FUNCTION,
-                        args=(partition, list(request_ids)),
+                        args=(partition, list(batches[partition])),
                         timeout=JOB_TIMEOUT_S,
                         result_ttl=0,
                         failure_ttl=FAILURE_TTL_S,
@@ -51,38 +78,24 @@ def enqueue_batches(redis: Redis, batches: Mapping[int, Sequence[int]]) -> None:
                 pipeline=pipeline,
             )
         pipeline.execute()
+    return chosen
 
 
-def _carried_max(jobs: Sequence[Job | None]) -> int:
-    newest = 0
-    for job in jobs:
-        if job is not None and len(job.args) == 2:
-            newest = max([newest, *job.args[1]])
-    return newest
+def partitions_with_jobs(
+    redis: Redis, partitions: Iterable[int], *, include_started: bool = True
+) -> set[int]:
+    """Partitions with a job waiting, or (with `include_started`) one being worked on.
 
-
-def carried_max_ids(
-    redis: Redis, partitions: Sequence[int], *, include_started: bool = True
-) -> dict[int, int]:
-    """Per partition, the newest request id a live job will apply up to (0: none).
-
-    Only the newest queued job matters: it sweeps everything older in its partition.
-    Started jobs count while their worker's heartbeat keeps them in RQ's registry.
+    A started job counts while its worker's heartbeat keeps it in RQ's registry.
     """
-    carried: dict[int, int] = {}
+    covered: set[int] = set()
     for partition in partitions:
         queue = partition_queue(redis, partition)
-        job_ids: list[str] = []
-        if include_started:
-            job_ids = list(StartedJobRegistry(queue=queue).get_job_ids())
-        last_queued = redis.lindex(queue.key, -1)
-        if last_queued is not None:
-            job_ids.append(
-                last_queued.decode() if isinstance(last_queued, bytes) else str(last_queued)
-            )
-        jobs = Job.fetch_many(job_ids, connection=redis, serializer=JSONSerializer)
-        carried[partition] = _carried_max(jobs)
-    return carried
+        if redis.llen(queue.key) or (
+            include_started and StartedJobRegistry(queue=queue).get_job_ids()
+        ):
+            covered.add(partition)
+    return covered
 
 
 def queue_depths(redis: Redis, partitions: int) -> dict[int, int]:

@@ -1,9 +1,10 @@
-"""The reconciler: accepted requests that no queued job carries are enqueued again.
+"""The reconciler: accepted requests that no waiting job will reach are enqueued again.
 
-A request is stale when it is still queued in PostgreSQL after `stale_after_s`. If the
-newest job waiting in its partition's queue does not reach it (the job was lost with a
-killed worker, abandoned, or Redis was wiped), one sweep job is enqueued for the
-partition; the sweep applies everything older too. A duplicate sweep finds nothing to do.
+A request is stale when it is still queued in PostgreSQL after `stale_after_s`. If its
+partition has no job waiting in its queue (the job was lost with a killed worker,
+abandoned, or Redis was wiped), one job is enqueued for the partition, bypassing the
+pending marker, which may be an orphan of the lost job. A job in progress is not trusted
+here: a duplicate job costs one empty read.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from worker.queues import carried_max_ids, enqueue_batches
+from worker.queues import enqueue_batches, partitions_with_jobs
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 def reconcile(runtime: Runtime, partitions: Iterable[int]) -> dict[int, int]:
-    """Enqueue sweeps for stale partitions among `partitions`; return {partition: up to id}."""
+    """Enqueue jobs for stale partitions among `partitions`; return {partition: newest id}."""
     wanted = set(partitions)
     stale = {
         partition: newest
@@ -29,11 +30,9 @@ def reconcile(runtime: Runtime, partitions: Iterable[int]) -> dict[int, int]:
     }
     if not stale:
         return {}
-    carried = carried_max_ids(runtime.redis, sorted(stale), include_started=False)
-    sweeps: dict[int, int] = {
-        p: newest for p, newest in stale.items() if carried.get(p, 0) < newest
-    }
-    if sweeps:
-        enqueue_batches(runtime.redis, {p: [newest] for p, newest in sweeps.items()})
-        log.warning("reconciler re-enqueued partitions %s", sorted(sweeps))
-    return sweeps
+    waiting = partitions_with_jobs(runtime.redis, sorted(stale), include_started=False)
+    lost: dict[int, int] = {p: newest for p, newest in stale.items() if p not in waiting}
+    if lost:
+        enqueue_batches(runtime.redis, {p: [newest] for p, newest in lost.items()}, force=True)
+        log.warning("reconciler re-enqueued partitions %s", sorted(lost))
+    return lost

@@ -9,12 +9,14 @@ import sys
 import time
 
 import httpx
+import pytest
 from sqlalchemy import text
 
+import worker.jobs
 from tests.integration.conftest import count_rows, drain, open_account, transfer
-from worker.queues import enqueue_batches
+from worker.queues import enqueue_batches, partition_queue
 from worker.reconciler import reconcile
-from worker.runtime import Runtime
+from worker.runtime import Runtime, install_runtime
 
 
 def _accept(client: httpx.Client, bodies: list[dict[str, object]]) -> None:
@@ -29,11 +31,41 @@ def test_a_job_delivered_twice_applies_once(client: httpx.Client, runtime: Runti
         request_id, partition = connection.execute(
             text("SELECT id, partition FROM posting_requests")
         ).one()
-    enqueue_batches(runtime.redis, {partition: [request_id]})
-    enqueue_batches(runtime.redis, {partition: [request_id]})
-    drain(runtime)
+    enqueue_batches(runtime.redis, {partition: [request_id]}, force=True)
+    enqueue_batches(runtime.redis, {partition: [request_id]}, force=True)
+    assert runtime.redis.llen(partition_queue(runtime.redis, partition).key) == 3
+    assert drain(runtime)
     assert count_rows(runtime, "transactions") == 1
     assert client.get(f"/api/v1/accounts/{wallet}/balance").json()["balance"] == "2.00"
+
+
+def test_a_deep_partition_is_drained_by_continuation_jobs(
+    client: httpx.Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    _accept(client, [transfer(wallet, merchant, "1.00", f"DEEP-{i}") for i in range(30)])
+    small = dataclasses.replace(
+        runtime, settings=runtime.settings.model_copy(update={"apply_batch_max": 4})
+    )
+    monkeypatch.setattr(worker.jobs, "BATCHES_PER_JOB_MAX", 2)
+    install_runtime(small)
+    try:
+        applied: list[int] = []
+        real = worker.jobs.drain_partition
+
+        def counting(runtime: Runtime, partition: int) -> tuple[int, bool]:
+            result = real(runtime, partition)
+            applied.append(result[0])
+            return result
+
+        monkeypatch.setattr(worker.jobs, "drain_partition", counting)
+        drain(runtime)
+    finally:
+        install_runtime(runtime)
+    assert sum(applied) == 30
+    assert len([n for n in applied if n]) >= 4  # no job applied more than two batches of 4
+    assert max(applied) <= 8
+    assert count_rows(runtime, "transactions") == 30
 
 
 def test_postings_of_one_routing_account_apply_in_acceptance_order(
