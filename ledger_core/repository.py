@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
+from ledger_core import bulk
 from ledger_core.errors import InvalidCursor, TransientFault
 from ledger_core.model import (
     Account,
@@ -386,6 +387,14 @@ class Repository:
         """Store what one applied batch decided: transactions, entries, totals, statuses."""
         by_request = {queued.request_id: queued for queued in postings}
         accepted = [by_request[o.request_id] for o in outcomes if o.posted]
+        if self.connection.dialect.name == "postgresql":
+            if accepted:
+                bulk.insert_transactions(self.connection, accepted)
+            if balances:
+                bulk.update_totals(self.connection, balances)
+            bulk.finish_requests(self.connection, outcomes)
+            return
+        # SQLite, the embedded default: the same writes as executemany statements.
         if accepted:
             self._insert_transactions(accepted)
         if balances:

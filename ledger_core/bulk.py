@@ -1,0 +1,113 @@
+"""Set-based writes of an applied batch on PostgreSQL: a few statements per batch, not per row.
+
+Part of the repository (it speaks SQL, nothing else does besides `repository.py`,
+`tables.py` and the read-only `audit.py`). Every column travels as one array parameter and
+`unnest` turns the arrays back into rows, so a batch of 500 postings costs three
+statements whatever its size: transactions and their entries (one statement, through a
+CTE), account totals, and request statuses.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, text
+
+from ledger_core.model import Balance, Outcome, PostingStatus, QueuedPosting
+
+_INSERT_TRANSACTIONS_AND_ENTRIES = text(
+    """
+    WITH new_transactions AS (
+        INSERT INTO transactions
+            (id, request_id, idempotency_key, currency, reference, description, metadata)
+        SELECT t.id, t.request_id, t.idempotency_key, t.currency, t.reference, t.description,
+               t.metadata::jsonb
+          FROM unnest(
+                CAST(:ids AS uuid[]), CAST(:request_ids AS bigint[]), CAST(:keys AS text[]),
+                CAST(:currencies AS text[]), CAST(:refs AS text[]), CAST(:descriptions AS text[]),
+                CAST(:metadata AS text[])
+               ) AS t(id, request_id, idempotency_key, currency, reference, description, metadata)
+        RETURNING position, request_id
+    )
+    INSERT INTO entries (transaction_position, account_id, currency, direction, amount_minor)
+    SELECT n.position, e.account_id, e.currency, e.direction, e.amount_minor
+      FROM unnest(
+            CAST(:e_request_ids AS bigint[]), CAST(:e_accounts AS uuid[]),
+            CAST(:e_currencies AS text[]), CAST(:e_directions AS text[]),
+            CAST(:e_amounts AS bigint[])
+           ) WITH ORDINALITY AS e(request_id, account_id, currency, direction, amount_minor, n)
+      JOIN new_transactions AS n USING (request_id)
+     ORDER BY e.n
+    """
+)
+
+_UPDATE_TOTALS = text(
+    """
+    UPDATE accounts AS a
+       SET debits_posted = v.debits, credits_posted = v.credits
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:debits AS bigint[]), CAST(:credits AS bigint[]))
+           AS v(id, debits, credits)
+     WHERE a.id = v.id
+    """
+)
+
+_FINISH_REQUESTS = text(
+    """
+    UPDATE posting_requests AS r
+       SET status = v.status, error_code = v.code, error_detail = v.detail,
+           finished_at = now()
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:codes AS text[]),
+                  CAST(:details AS text[])) AS v(id, status, code, detail)
+     WHERE r.id = v.id AND r.status = 'queued'
+    """
+)
+
+
+def insert_transactions(connection: Connection, accepted: Sequence[QueuedPosting]) -> None:
+    postings = [queued.posting for queued in accepted]
+    legs = [(queued, entry) for queued in accepted for entry in queued.posting.entries]
+    connection.execute(
+        _INSERT_TRANSACTIONS_AND_ENTRIES,
+        {
+            "ids": [uuid.uuid4() for _ in accepted],
+            "request_ids": [queued.request_id for queued in accepted],
+            "keys": [p.idempotency_key for p in postings],
+            "currencies": [p.currency for p in postings],
+            "refs": [p.reference for p in postings],
+            "descriptions": [p.description for p in postings],
+            "metadata": [json.dumps(p.metadata) for p in postings],
+            "e_request_ids": [queued.request_id for queued, _ in legs],
+            "e_accounts": [entry.account_id for _, entry in legs],
+            "e_currencies": [queued.posting.currency for queued, _ in legs],
+            "e_directions": [entry.direction.value for _, entry in legs],
+            "e_amounts": [entry.amount_minor for _, entry in legs],
+        },
+    )
+
+
+def update_totals(connection: Connection, balances: Sequence[Balance]) -> None:
+    connection.execute(
+        _UPDATE_TOTALS,
+        {
+            "ids": [b.account_id for b in balances],
+            "debits": [b.debits_posted for b in balances],
+            "credits": [b.credits_posted for b in balances],
+        },
+    )
+
+
+def finish_requests(connection: Connection, outcomes: Sequence[Outcome]) -> None:
+    connection.execute(
+        _FINISH_REQUESTS,
+        {
+            "ids": [o.request_id for o in outcomes],
+            "statuses": [
+                (PostingStatus.POSTED if o.posted else PostingStatus.REJECTED).value
+                for o in outcomes
+            ],
+            "codes": [o.code for o in outcomes],
+            "details": [o.detail for o in outcomes],
+        },
+    )
