@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from redis import Redis
+from starlette.concurrency import run_in_threadpool
 
 from api.metrics import (
     ENQUEUE_FAILURES,
@@ -43,6 +44,7 @@ class IntakeBatcher:
     def __init__(self, ledger: Ledger, redis: Redis, settings: Settings) -> None:
         self.ledger = ledger
         self.redis = redis
+        self.direct = settings.mode == "direct"
         self.window_s = settings.intake_window_ms / 1000
         self.batch_max = settings.intake_batch_max
         self.queue: asyncio.Queue[_Submission] = asyncio.Queue(settings.intake_queue_max)
@@ -57,7 +59,13 @@ class IntakeBatcher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def submit(self, requests: Sequence[tuple[ClientId, Posting]]) -> list[Accepted]:
-        """Record `requests` durably (in the next group commit); one answer each, in order."""
+        """Record `requests` durably (in the next group commit); one answer each, in order.
+
+        In direct mode each posting is instead recorded and applied in its own transaction.
+        """
+        if self.direct:
+            # AnyIO's thread pool (40 threads), as the synchronous ledger's handlers had.
+            return await run_in_threadpool(self._post_directly, requests)
         future: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
         try:
             self.queue.put_nowait(_Submission(requests, future))
@@ -97,6 +105,9 @@ class IntakeBatcher:
             for submission, answer in zip(submissions, answers, strict=True):
                 if not submission.future.done():
                     submission.future.set_result(answer)
+
+    def _post_directly(self, requests: Sequence[tuple[ClientId, Posting]]) -> list[Accepted]:
+        return [self.ledger.post_directly(client_id, posting) for client_id, posting in requests]
 
     def _commit(self, submissions: Sequence[_Submission]) -> list[list[Accepted]]:
         started = time.perf_counter()

@@ -4,7 +4,7 @@ Part of the repository (it speaks SQL, nothing else does besides `repository.py`
 `tables.py` and the read-only `audit.py`). Every column travels as one array parameter and
 `unnest` turns the arrays back into rows, so a batch of 500 postings costs three
 statements whatever its size: transactions and their entries (one statement, through a
-CTE), account totals, and request statuses.
+CTE), account totals, and request statuses. Intake is one statement per group commit.
 """
 
 from __future__ import annotations
@@ -12,10 +12,29 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
 
 from ledger_core.model import Balance, Outcome, PostingStatus, QueuedPosting
+
+if TYPE_CHECKING:
+    from ledger_core.repository import IntakeRow
+
+_INSERT_REQUESTS = text(
+    """
+    INSERT INTO posting_requests (client_id, idempotency_key, body_hash, partition, document)
+    SELECT r.client_id, r.idempotency_key, r.body_hash, r.partition, r.document::jsonb
+      FROM unnest(
+            CAST(:clients AS text[]), CAST(:keys AS text[]), CAST(:hashes AS text[]),
+            CAST(:partitions AS smallint[]), CAST(:documents AS text[])
+           ) WITH ORDINALITY AS r(client_id, idempotency_key, body_hash, partition, document, n)
+     ORDER BY r.n
+    ON CONFLICT (client_id, idempotency_key) DO NOTHING
+    RETURNING id, client_id, idempotency_key, body_hash, partition, status, accepted_at,
+              error_code, error_detail
+    """
+)
 
 _INSERT_TRANSACTIONS_AND_ENTRIES = text(
     """
@@ -63,6 +82,22 @@ _FINISH_REQUESTS = text(
      WHERE r.id = v.id AND r.status = 'queued'
     """
 )
+
+
+def insert_requests(connection: Connection, rows: Sequence[IntakeRow]) -> list[Any]:
+    """Insert new requests in acceptance order; return the rows that were created."""
+    return list(
+        connection.execute(
+            _INSERT_REQUESTS,
+            {
+                "clients": [row.client_id for row in rows],
+                "keys": [row.idempotency_key for row in rows],
+                "hashes": [row.body_hash for row in rows],
+                "partitions": [row.partition for row in rows],
+                "documents": [json.dumps(row.document) for row in rows],
+            },
+        ).all()
+    )
 
 
 def insert_transactions(connection: Connection, accepted: Sequence[QueuedPosting]) -> None:

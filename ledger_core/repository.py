@@ -33,7 +33,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
@@ -63,7 +62,7 @@ from ledger_core.tables import accounts, entries, posting_requests, transactions
 TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "08000", "08003", "08006"}
 
 
-def create_database(url: str, *, pool_size: int = 10) -> Database:
+def create_database(url: str, *, pool_size: int = 20) -> Database:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
@@ -254,27 +253,25 @@ class Repository:
         One INSERT ... ON CONFLICT DO NOTHING: the unique (client, key) constraint decides
         which request is first, so concurrent duplicates can never both be created.
         """
-        insert_statement = (
-            postgresql_insert(posting_requests)
-            if self.connection.dialect.name == "postgresql"
-            else sqlite_insert(posting_requests)
-        )
-        # executemany: one cached statement that SQLAlchemy sends as multi-row INSERTs.
-        created = self.connection.execute(
-            insert_statement.on_conflict_do_nothing(
-                index_elements=["client_id", "idempotency_key"]
-            ).returning(*_RECORD_COLUMNS),
-            [
-                {
-                    "client_id": row.client_id,
-                    "idempotency_key": row.idempotency_key,
-                    "body_hash": row.body_hash,
-                    "partition": row.partition,
-                    "document": row.document,
-                }
-                for row in rows
-            ],
-        ).all()
+        created: Sequence[Any]
+        if self.connection.dialect.name == "postgresql":
+            created = bulk.insert_requests(self.connection, rows)
+        else:
+            created = self.connection.execute(
+                sqlite_insert(posting_requests)
+                .on_conflict_do_nothing(index_elements=["client_id", "idempotency_key"])
+                .returning(*_RECORD_COLUMNS),
+                [
+                    {
+                        "client_id": row.client_id,
+                        "idempotency_key": row.idempotency_key,
+                        "body_hash": row.body_hash,
+                        "partition": row.partition,
+                        "document": row.document,
+                    }
+                    for row in rows
+                ],
+            ).all()
         created_keys = {(row.client_id, row.idempotency_key) for row in created}
         stored = {(row.client_id, row.idempotency_key): _record(row) for row in created}
         missing: set[tuple[str, str]] = {(r.client_id, r.idempotency_key) for r in rows}

@@ -43,7 +43,7 @@ from ledger_core.model import (
     Transaction,
     TransactionId,
 )
-from ledger_core.repository import Database, IntakeRow
+from ledger_core.repository import Database, IntakeRow, Repository
 from ledger_core.rules import body_hash, check_account, partition_of, posting_to_document
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,25 @@ def _age_s(moment: datetime, now: datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (now - moment).total_seconds())
+
+
+def _conflict(idempotency_key: str) -> Accepted:
+    return Accepted(
+        None,
+        conflict=IdempotencyConflict(
+            f"idempotency key {idempotency_key!r} was used for a different body"
+        ),
+    )
+
+
+def _apply_locked(repository: Repository, queued: Sequence[QueuedPosting]) -> list[Outcome]:
+    """Lock the accounts of `queued` in sorted order, run the engine, write every outcome."""
+    touched = {e.account_id for q in queued for e in q.posting.entries}
+    balances = repository.lock_balances(touched)
+    after, outcomes = apply_postings(balances, queued)
+    changed = [b for account_id, b in after.items() if b != balances.get(account_id)]
+    repository.write_batch(queued, outcomes, changed)
+    return outcomes
 
 
 class Ledger:
@@ -171,16 +190,7 @@ class Ledger:
         A key seen before with the same body answers with the stored request (a replay);
         with a different body it answers with an `IdempotencyConflict` and stores nothing.
         """
-        rows = [
-            IntakeRow(
-                client_id=client_id,
-                idempotency_key=posting.idempotency_key,
-                body_hash=body_hash(posting),
-                partition=partition_of(posting.routing_account_id, self.partitions),
-                document=posting_to_document(posting),
-            )
-            for client_id, posting in requests
-        ]
+        rows = [self._intake_row(client_id, posting) for client_id, posting in requests]
 
         def record() -> list[Accepted]:
             with self.database.transaction() as repository:
@@ -188,16 +198,42 @@ class Ledger:
             return [
                 Accepted(result.record, result.created)
                 if result.record.body_hash == row.body_hash
-                else Accepted(
-                    None,
-                    conflict=IdempotencyConflict(
-                        f"idempotency key {row.idempotency_key!r} was used for a different body"
-                    ),
-                )
+                else _conflict(row.idempotency_key)
                 for row, result in zip(rows, results, strict=True)
             ]
 
         return self._retrying(record)
+
+    def _intake_row(self, client_id: ClientId, posting: Posting) -> IntakeRow:
+        return IntakeRow(
+            client_id=client_id,
+            idempotency_key=posting.idempotency_key,
+            body_hash=body_hash(posting),
+            partition=partition_of(posting.routing_account_id, self.partitions),
+            document=posting_to_document(posting),
+        )
+
+    def post_directly(self, client_id: ClientId, posting: Posting) -> Accepted:
+        """Record and apply one posting in a single transaction, as a synchronous ledger does.
+
+        This is the `direct` mode, kept to measure the queue against: the same intake row,
+        row locks, engine and writes, one request at a time.
+        """
+        row = self._intake_row(client_id, posting)
+
+        def post() -> Accepted:
+            with self.database.transaction() as repository:
+                [result] = repository.record_requests([row])
+                if result.record.body_hash != row.body_hash:
+                    return _conflict(row.idempotency_key)
+                if result.created:
+                    queued = QueuedPosting(result.record.request_id, client_id, posting)
+                    _apply_locked(repository, [queued])
+                record = repository.get_record(client_id, posting.idempotency_key)
+            assert record is not None
+            return Accepted(record, result.created)
+
+        return self._retrying(post)
 
     def get_posting(self, client_id: ClientId, idempotency_key: str) -> PostingRecord:
         with self.database.transaction() as repository:
@@ -220,11 +256,7 @@ class Ledger:
                 queued = repository.lock_queued(partition, limit)
                 if not queued:
                     return AppliedBatch(partition, [], [])
-                touched = {e.account_id for q in queued for e in q.posting.entries}
-                balances = repository.lock_balances(touched)
-                after, outcomes = apply_postings(balances, queued)
-                changed = [b for account_id, b in after.items() if b != balances.get(account_id)]
-                repository.write_batch(queued, outcomes, changed)
+                outcomes = _apply_locked(repository, queued)
             return AppliedBatch(partition, queued, outcomes)
 
         return self._retrying(apply)

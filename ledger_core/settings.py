@@ -6,6 +6,8 @@ decides which queue a posting goes to.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,6 +18,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     partitions: int = Field(default=16, ge=1, le=1024)
+    # "direct" applies each posting synchronously in the API, one transaction per posting:
+    # the synchronous ledger this service replaces, kept to benchmark the queue against.
+    mode: Literal["queued", "direct"] = "queued"
 
     # Intake: group commit of concurrent requests.
     intake_window_ms: float = Field(default=2.0, ge=0, le=100)

@@ -8,6 +8,7 @@ from empty tables and an empty Redis database. Servers used:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -114,9 +115,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def api_url(runtime: Runtime) -> Iterator[str]:
-    """The API served by uvicorn in a thread of the test process, on a free local port."""
+@contextlib.contextmanager
+def serve(runtime: Runtime) -> Iterator[str]:
+    """The API of `runtime` served by uvicorn in a thread of the test process."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
@@ -127,9 +128,17 @@ def api_url(runtime: Runtime) -> Iterator[str]:
     while not server.started:
         assert time.monotonic() < deadline, "the test API did not start within 10 s"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api_url(runtime: Runtime) -> Iterator[str]:
+    with serve(runtime) as url:
+        yield url
 
 
 @pytest.fixture
