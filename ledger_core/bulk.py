@@ -10,7 +10,6 @@ CTE), account totals, and request statuses. Intake is one statement per group co
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,14 +39,14 @@ _INSERT_TRANSACTIONS_AND_ENTRIES = text(
     """
     WITH new_transactions AS (
         INSERT INTO transactions
-            (id, request_id, idempotency_key, currency, reference, description, metadata)
-        SELECT t.id, t.request_id, t.idempotency_key, t.currency, t.reference, t.description,
+            (request_id, idempotency_key, currency, reference, description, metadata)
+        SELECT t.request_id, t.idempotency_key, t.currency, t.reference, t.description,
                t.metadata::jsonb
           FROM unnest(
-                CAST(:ids AS uuid[]), CAST(:request_ids AS bigint[]), CAST(:keys AS text[]),
+                CAST(:request_ids AS bigint[]), CAST(:keys AS text[]),
                 CAST(:currencies AS text[]), CAST(:refs AS text[]), CAST(:descriptions AS text[]),
                 CAST(:metadata AS text[])
-               ) AS t(id, request_id, idempotency_key, currency, reference, description, metadata)
+               ) AS t(request_id, idempotency_key, currency, reference, description, metadata)
         RETURNING position, request_id
     )
     INSERT INTO entries (transaction_position, account_id, currency, direction, amount_minor)
@@ -94,7 +93,7 @@ def insert_requests(connection: Connection, rows: Sequence[IntakeRow]) -> list[A
                 "keys": [row.idempotency_key for row in rows],
                 "hashes": [row.body_hash for row in rows],
                 "partitions": [row.partition for row in rows],
-                "documents": [json.dumps(row.document) for row in rows],
+                "documents": [row.document for row in rows],
             },
         ).all()
     )
@@ -106,13 +105,12 @@ def insert_transactions(connection: Connection, accepted: Sequence[QueuedPosting
     connection.execute(
         _INSERT_TRANSACTIONS_AND_ENTRIES,
         {
-            "ids": [uuid.uuid4() for _ in accepted],
             "request_ids": [queued.request_id for queued in accepted],
             "keys": [p.idempotency_key for p in postings],
             "currencies": [p.currency for p in postings],
             "refs": [p.reference for p in postings],
             "descriptions": [p.description for p in postings],
-            "metadata": [json.dumps(p.metadata) for p in postings],
+            "metadata": [json.dumps(p.metadata) if p.metadata else "{}" for p in postings],
             "e_request_ids": [queued.request_id for queued, _ in legs],
             "e_accounts": [entry.account_id for _, entry in legs],
             "e_currencies": [queued.posting.currency for queued, _ in legs],

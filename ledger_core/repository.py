@@ -13,6 +13,7 @@ account rows (sorted by id), so two appliers can never deadlock each other on or
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -137,13 +138,13 @@ def decode_cursor(cursor: str | None) -> int:
 
 @dataclass(frozen=True)
 class IntakeRow:
-    """One posting request to record: the normalised document and where it routes."""
+    """One posting request to record: the canonical JSON document and where it routes."""
 
     client_id: ClientId
     idempotency_key: str
     body_hash: str
     partition: int
-    document: dict[str, Any]
+    document: str
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ class Repository:
                         "idempotency_key": row.idempotency_key,
                         "body_hash": row.body_hash,
                         "partition": row.partition,
-                        "document": row.document,
+                        "document": json.loads(row.document),
                     }
                     for row in rows
                 ],

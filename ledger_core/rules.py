@@ -169,13 +169,21 @@ def _optional_str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def canonical_document(posting: Posting) -> str:
+    """The posting as canonical JSON text (sorted keys, no spaces): stored and hashed as is."""
+    return json.dumps(posting_to_document(posting), sort_keys=True, separators=(",", ":"))
+
+
+def document_hash(document: str) -> str:
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
 def body_hash(posting: Posting) -> str:
     """SHA-256 of the canonical posting: equal for bodies that mean the same posting.
 
     Amounts are hashed in minor units, so "125.0" and "125.00" USD are the same body.
     """
-    canonical = json.dumps(posting_to_document(posting), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return document_hash(canonical_document(posting))
 
 
 def partition_of(account_id: AccountId, partitions: int) -> int:

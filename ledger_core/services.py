@@ -44,7 +44,7 @@ from ledger_core.model import (
     TransactionId,
 )
 from ledger_core.repository import Database, IntakeRow, Repository
-from ledger_core.rules import body_hash, check_account, partition_of, posting_to_document
+from ledger_core.rules import canonical_document, check_account, document_hash, partition_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -205,12 +205,13 @@ class Ledger:
         return self._retrying(record)
 
     def _intake_row(self, client_id: ClientId, posting: Posting) -> IntakeRow:
+        document = canonical_document(posting)
         return IntakeRow(
             client_id=client_id,
             idempotency_key=posting.idempotency_key,
-            body_hash=body_hash(posting),
+            body_hash=document_hash(document),
             partition=partition_of(posting.routing_account_id, self.partitions),
-            document=posting_to_document(posting),
+            document=document,
         )
 
     def post_directly(self, client_id: ClientId, posting: Posting) -> Accepted:

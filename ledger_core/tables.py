@@ -114,6 +114,7 @@ transactions = Table(
     "transactions",
     metadata,
     Column("position", Serial, primary_key=True, autoincrement=True),
+    # PostgreSQL fills it (gen_random_uuid); the SQLite path sends one.
     Column("id", Uuid(), nullable=False, unique=True),
     Column(
         "request_id",
