@@ -1,235 +1,197 @@
-"""`python -m benchmarks`: run the end-to-end benchmark against a running LedgerFlow.
+"""`python -m benchmarks`: the end-to-end benchmark of a running LedgerFlow.
 
-Prints one Markdown row per mode, medians over `--runs`, and with `--json-out` writes the
-raw figures of every run plus those medians. It starts nothing and drives only loopback
-addresses. Exit 0 when every run finished, 3 when `--timeout-s` cut it short (what was
-measured is still reported), 2 for bad arguments, 1 when the service cannot be benchmarked.
+Drives an already running service (and, with `--direct-url`, a second one started with
+LEDGERFLOW_MODE=direct, the baseline) on loopback addresses only; it starts nothing. For
+each run, scenario (uniform, hot, zipf) and mode (single, batch, waited, plus direct) it
+measures accepted/s, applied/s and latencies, and writes JSON, a Markdown table and a PNG
+chart under `--out`; the table also goes to stdout, progress to stderr.
+
+Exit 0 when every posting of every phase was accepted and applied, 3 when `--timeout-s`
+cut it short (what was measured is still reported), 4 when it finished but some postings
+were not accepted or not applied, 2 for bad arguments, 1 when the service cannot be
+benchmarked. `--smoke` is a few seconds' check of all of it, for CI.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import statistics
+import os
+import platform
 import sys
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from benchmarks.e2e import (
+from benchmarks.e2e import BenchmarkError, Deadline, Figures, loopback_url
+from benchmarks.report import markdown, write_report
+from benchmarks.runner import (
     BATCH_CONCURRENCY,
     BATCH_SIZE,
-    FINAL_STATUSES,
-    STATUS_SAMPLE,
-    BenchmarkError,
-    Deadline,
-    Figures,
-    Mode,
+    CONNECTIONS_PER_CLIENT,
+    QUEUED_MODES,
+    WAIT_S,
+    Results,
     Workload,
-    loopback_url,
     run_all,
 )
+from benchmarks.scenarios import SCENARIOS
+from benchmarks.sending import SAMPLE_MAX
+from benchmarks.stats import medians, ratios
 
-MEDIAN_FIGURES = (
-    "postings_sent",
-    "accepted",
-    "accepted_per_s",
-    "applied_per_s",
-    "send_s",
-    "applied_s",
-    "client_cpu_share_send",
-)
-LATENCY_FIGURES = ("p50", "p95", "p99")
+EXIT_UNREACHABLE = 1
 EXIT_TIMED_OUT = 3
-CONNECTIONS_PER_CLIENT = 8
+EXIT_NOT_APPLIED = 4
+SMOKE_POSTINGS = 200
+SMOKE_ACCOUNTS = 100
+SMOKE_TIMEOUT_S = 120.0
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+Choice = TypeVar("Choice", bound=str)
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer no smaller than `minimum`."""
+def at_least(minimum: float, kind: Callable[[str], float] = int) -> Callable[[str], float]:
+    """An argparse type: a number of `kind` no smaller than `minimum`."""
 
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
-        return value
+    def parse(text: str) -> float:
+        number = kind(text)
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}")
+        return number
 
     return parse
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.splitlines()[0] if __doc__ else None
-    )
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="loopback only")
-    parser.add_argument("--postings", type=at_least(1), default=5000, help="per mode and run")
-    parser.add_argument("--concurrency", type=at_least(1), default=64)
-    parser.add_argument(
+def listed(choices: Sequence[Choice]) -> Callable[[str], tuple[Choice, ...]]:
+    """An argparse type: a comma-separated subset of `choices`, in the order given."""
+
+    by_name = {str(choice): choice for choice in choices}
+
+    def parse(text: str) -> tuple[Choice, ...]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if not names or any(name not in by_name for name in names):
+            raise argparse.ArgumentTypeError(f"choose from {','.join(choices)}")
+        return tuple(by_name[name] for name in dict.fromkeys(names))
+
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    arguments = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    arguments.formatter_class = argparse.RawDescriptionHelpFormatter
+    add = arguments.add_argument
+    add("--url", default="http://127.0.0.1:8000", help="the queued service; loopback only")
+    add("--direct-url", default=None, help="a service in direct mode, the baseline")
+    add("--scenarios", type=listed(SCENARIOS), default=SCENARIOS, help="uniform,hot,zipf")
+    add("--modes", type=listed(QUEUED_MODES), default=QUEUED_MODES, help="single,batch,waited")
+    add("--postings", type=at_least(1), default=5000, help="per scenario, mode and run")
+    add("--accounts", type=at_least(2), default=10_000, help="asset accounts per run")
+    add("--runs", type=at_least(1), default=3)
+    add("--concurrency", type=at_least(1), default=64, help="connections and tasks")
+    add(
         "--pool-shards",
         type=at_least(1),
         default=None,
-        help="spread the --concurrency connections over this many httpx clients "
-        f"(default: one per {CONNECTIONS_PER_CLIENT} connections; 1 = one shared client)",
+        help=f"httpx clients sharing the connections (default: one per {CONNECTIONS_PER_CLIENT})",
     )
-    parser.add_argument("--accounts", type=at_least(2), default=1000, help="wallets per run")
-    parser.add_argument("--mode", choices=("single", "batch", "both"), default="both")
-    parser.add_argument("--runs", type=at_least(1), default=3)
-    parser.add_argument("--timeout-s", type=float, default=300.0, help="for the whole benchmark")
-    parser.add_argument("--json-out", type=Path, default=None)
-    args = parser.parse_args(argv)
+    add("--rate", type=at_least(0.1, float), default=None, help="requests/s, single and waited")
+    add("--out", type=Path, default=RESULTS_DIR, help="where the report files go")
+    add("--timeout-s", type=at_least(1, float), default=900.0, help="for the whole benchmark")
+    add("--smoke", action="store_true", help=f"{SMOKE_POSTINGS} postings, 1 run, for CI")
+    return arguments
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    arguments = parser()
+    args = arguments.parse_args(argv)
     try:
         args.url = loopback_url(args.url)
+        args.direct_url = args.direct_url and loopback_url(args.direct_url)
     except ValueError as error:
-        parser.error(str(error))
-    if args.timeout_s <= 0:
-        parser.error("--timeout-s must be positive")
+        arguments.error(str(error))
+    if args.smoke:
+        args.postings, args.runs = SMOKE_POSTINGS, 1
+        args.accounts = min(args.accounts, SMOKE_ACCOUNTS)
+        args.timeout_s = min(args.timeout_s, SMOKE_TIMEOUT_S)
+    args.pool_shards = args.pool_shards or math.ceil(args.concurrency / CONNECTIONS_PER_CLIENT)
     return args
 
 
-def median(values: list[Any]) -> float | None:
-    present = [value for value in values if value is not None]
-    return round(statistics.median(present), 2) if present else None
+def workload_of(args: argparse.Namespace) -> Workload:
+    return Workload(
+        url=args.url,
+        direct_url=args.direct_url,
+        scenarios=args.scenarios,
+        modes=args.modes,
+        postings=args.postings,
+        concurrency=args.concurrency,
+        accounts=args.accounts,
+        rate=args.rate,
+        runs=args.runs,
+        pool_shards=args.pool_shards,
+        client_id=f"bench-{uuid.uuid4().hex[:12]}",
+    )
 
 
-def totals(dicts: list[dict[str, int]]) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for counts in dicts:
-        total.update(counts)
-    return dict(total)
-
-
-def summarise(results: list[Figures], mode: Mode) -> Figures:
-    """Medians over the runs of one mode; error and status counts are totals."""
-    runs = [result for result in results if result["mode"] == mode]
-    summary: Figures = {"runs": len(runs), "complete_runs": sum(r["complete"] for r in runs)}
-    for name in MEDIAN_FIGURES:
-        summary[name] = median([run[name] for run in runs])
-    summary["latency_ms"] = {
-        name: median([run["latency_ms"][name] for run in runs]) for name in LATENCY_FIGURES
+def machine() -> dict[str, str | int | None]:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "nproc": len(affinity(0)) if affinity else os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
     }
-    summary["errors_total"] = totals([run["errors"] for run in runs])
-    summary["statuses_total"] = totals([run["statuses"] for run in runs])
-    summary["unfinished_total"] = sum(run["unfinished"] for run in runs)
-    summary["poll_errors_total"] = totals([run["poll_errors"] for run in runs])
-    return summary
 
 
-def shown(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}" if value.is_integer() else f"{value:.1f}"
-    return str(value)
-
-
-def error_text(errors: dict[str, int]) -> str:
-    return ", ".join(f"{name} x{count}" for name, count in sorted(errors.items())) or "0"
-
-
-COLUMNS = (
-    "mode",
-    "runs",
-    "sent",
-    "accepted",
-    "errors",
-    "accepted/s",
-    "applied/s",
-    "p50 ms",
-    "p95 ms",
-    "p99 ms",
-    "sampled posted/rejected/failed/unfinished",
-)
-
-
-def markdown_table(summaries: dict[Mode, Figures]) -> str:
-    """One row per mode: medians, except errors and statuses which are totals."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for mode, summary in summaries.items():
-        statuses = summary["statuses_total"]
-        finals = "/".join(str(statuses.get(status, 0)) for status in FINAL_STATUSES)
-        cells = [
-            mode,
-            f"{summary['complete_runs']}/{summary['runs']}",
-            shown(summary["postings_sent"]),
-            shown(summary["accepted"]),
-            error_text(summary["errors_total"]),
-            shown(summary["accepted_per_s"]),
-            shown(summary["applied_per_s"]),
-            *(shown(summary["latency_ms"][name]) for name in LATENCY_FIGURES),
-            f"{finals}/{summary['unfinished_total']}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-TABLE_NOTE = (
-    "Medians over complete and cut-short runs; errors and statuses are totals over runs "
-    f"(statuses of a sample of up to {STATUS_SAMPLE} keys per run). Batch latency is per "
-    f"request of up to {BATCH_SIZE} postings. applied/s counts accepted postings from the "
-    "first send to the moment the service reported nothing queued."
-)
-
-
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-
-def modes_of(choice: str) -> list[Mode]:
-    if choice == "single":
-        return ["single"]
-    if choice == "batch":
-        return ["batch"]
-    return ["single", "batch"]
+def build_report(args: argparse.Namespace, workload: Workload, results: Results) -> Figures:
+    """Settings, machine, every phase's raw figures, medians and ratios, and the verdict."""
+    settings = {key: value for key, value in vars(args).items() if key != "out"}
+    settings |= {
+        "batch_size": BATCH_SIZE,
+        "batch_concurrency": BATCH_CONCURRENCY,
+        "wait_s": WAIT_S,
+        "sample_max": SAMPLE_MAX,
+    }
+    phases = results.phases
+    expected = workload.runs * len(workload.scenarios) * len(workload.phase_modes())
+    return {
+        "benchmark": "ledgerflow-e2e",
+        "client_id": workload.client_id,
+        "settings": settings,
+        "machine": machine(),
+        "timed_out": len(phases) < expected or not all(phase["complete"] for phase in phases),
+        "all_applied": len(phases) == expected and all(phase["all_applied"] for phase in phases),
+        "accounts": results.accounts,
+        "runs": phases,
+        "medians": medians(phases),
+        "ratios": ratios(phases),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    modes = modes_of(args.mode)
-    workload = Workload(
-        url=args.url,
-        postings=args.postings,
-        concurrency=args.concurrency,
-        accounts=args.accounts,
-        client_id=f"bench-{uuid.uuid4().hex[:12]}",
-        pool_shards=args.pool_shards or math.ceil(args.concurrency / CONNECTIONS_PER_CLIENT),
-    )
-    started_at = datetime.now(UTC).isoformat()
+    workload = workload_of(args)
+    started = datetime.now(UTC)
     try:
-        results = asyncio.run(
-            run_all(workload, modes=modes, runs=args.runs, deadline=Deadline(args.timeout_s))
-        )
+        results = asyncio.run(run_all(workload, Deadline(args.timeout_s)))
     except BenchmarkError as error:
         print(f"benchmark not run: {error}", file=sys.stderr)
-        return 1
-    summaries = {mode: summarise(results, mode) for mode in modes}
-    timed_out = len(results) < args.runs * len(modes) or not all(r["complete"] for r in results)
-    print(markdown_table(summaries))
-    print(f"\n{TABLE_NOTE}" + ("\nCUT SHORT by --timeout-s." if timed_out else ""))
-    if args.json_out is not None:
-        settings = {key: value for key, value in vars(args).items() if key != "json_out"}
-        settings |= {
-            "pool_shards": workload.pool_shards,
-            "batch_size": BATCH_SIZE,
-            "batch_concurrency": BATCH_CONCURRENCY,
-        }
-        write_json(
-            args.json_out,
-            {
-                "benchmark": "ledgerflow-e2e",
-                "started_at": started_at,
-                "client_id": workload.client_id,
-                "settings": settings,
-                "timed_out": timed_out,
-                "runs": results,
-                "medians": summaries,
-            },
-        )
-    return EXIT_TIMED_OUT if timed_out else 0
+        return EXIT_UNREACHABLE
+    report = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "timestamp": started.strftime("%Y%m%dT%H%M%SZ"),
+        **build_report(args, workload, results),
+    }
+    prefix = "smoke" if args.smoke else "bench"
+    paths = write_report(report, args.out, prefix=prefix, latest=not args.smoke)
+    print(markdown(report))
+    print("wrote " + ", ".join(str(path) for path in paths), file=sys.stderr)
+    if report["timed_out"]:
+        return EXIT_TIMED_OUT
+    return 0 if report["all_applied"] else EXIT_NOT_APPLIED
 
 
 if __name__ == "__main__":

@@ -157,8 +157,11 @@ async def open_accounts(
     concurrency: int,
     deadline: Deadline,
     on_opened: Callable[[], None],
-) -> Accounts:
-    """Open the settlement account and `count` wallets, `concurrency` at a time."""
+) -> Accounts | None:
+    """Open the settlement account and `count` wallets, `concurrency` at a time.
+
+    None when the deadline cut it short; BenchmarkError when the service refused too many.
+    """
     bodies = account_bodies(count)
     opened: dict[int, str] = {}
     errors: Counter[str] = Counter()
@@ -179,12 +182,13 @@ async def open_accounts(
                 errors[str(response.status_code)] += 1
 
     await fan_out(min(concurrency, len(bodies)), work, pool=pool, deadline=deadline)
+    if deadline.expired():
+        return None
     wallets = [opened[index] for index in sorted(opened) if index > 0]
     if 0 not in opened or len(wallets) < 2:
         raise BenchmarkError(
-            f"{pool.url}: {len(wallets)} wallets and no settlement account opened"
-            if 0 not in opened
-            else f"{pool.url}: only {len(wallets)} wallets opened: {dict(errors)}"
+            f"{pool.url} opened {len(wallets)} wallets and "
+            f"{'a' if 0 in opened else 'no'} settlement account: {dict(errors)}"
         )
     return Accounts(wallets, opened[0], errors, time.perf_counter() - started)
 

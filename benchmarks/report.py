@@ -1,0 +1,150 @@
+"""The benchmark's report: a JSON document, a Markdown table, a PNG chart, and copies.
+
+Files go to `bench-<UTC timestamp>.{json,md,png}` and are copied to `latest.*`; a smoke
+run writes `smoke-<timestamp>.*` only, so it never replaces a real run's figures.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from benchmarks.chart import write_chart
+from benchmarks.e2e import Figures
+from benchmarks.runner import MODE_LABELS
+from benchmarks.sending import SAMPLE_MAX
+
+COLUMNS = (
+    "scenario",
+    "mode",
+    "accepted/s",
+    "applied/s",
+    "accept p50 ms",
+    "accept p95 ms",
+    "accept p99 ms",
+    "accept→applied p50 ms",
+    "accept→applied p99 ms",
+    "e2e p50 ms",
+    "e2e p99 ms",
+    "errors",
+)
+RATIO_LABELS = {
+    "queued_batch_vs_direct_single": "queued batch ÷ direct single applied/s",
+    "queued_single_vs_direct_single": "queued single ÷ direct single applied/s",
+}
+
+
+def shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def trouble(summary: Figures, mode: str) -> str:
+    """Errors, waits that ran out, and sampled postings not posted, as one cell."""
+    counts = dict(summary["errors"])
+    if mode == "waited" and summary["answered"].get("queued"):
+        counts["202 wait ran out"] = summary["answered"]["queued"]
+    for status in ("rejected", "failed"):
+        if summary["statuses"].get(status):
+            counts[f"sample {status}"] = summary["statuses"][status]
+    if summary["unfinished"]:
+        counts["sample unfinished"] = summary["unfinished"]
+    return ", ".join(f"{name} x{count}" for name, count in sorted(counts.items())) or "0"
+
+
+def table_row(scenario: str, mode: str, summary: Figures) -> list[str]:
+    request = summary["request_latency_ms"]
+    applied = summary["accept_to_applied_ms"]
+    waited = mode == "waited"
+    accept = [None] * 3 if waited else [request[p] for p in ("p50", "p95", "p99")]
+    e2e = [request["p50"], request["p99"]] if waited else [None, None]
+    return [
+        scenario,
+        MODE_LABELS[mode],
+        shown(summary["accepted_per_s"]),
+        shown(summary["applied_per_s"]),
+        *map(shown, accept),
+        shown(applied["p50"]),
+        shown(applied["p99"]),
+        *map(shown, e2e),
+        trouble(summary, mode),
+    ]
+
+
+def ratio_lines(ratios: dict[str, dict[str, Figures]]) -> list[str]:
+    lines = []
+    for scenario, by_name in ratios.items():
+        parts = [
+            f"{RATIO_LABELS[name]} = **{shown(entry['median'])}** "
+            f"(per run: {', '.join(shown(value) for value in entry['per_run'])})"
+            for name, entry in by_name.items()
+        ]
+        lines.append(f"- {scenario}: " + "; ".join(parts))
+    return lines
+
+
+def settings_line(report: Figures) -> str:
+    settings, machine = report["settings"], report["machine"]
+    rate = settings["rate"]
+    return (
+        f"{settings['postings']:,} postings per phase, {settings['runs']} run(s), medians; "
+        f"{settings['accounts']:,} accounts; concurrency {settings['concurrency']} "
+        f"(batch: {settings['batch_concurrency']} x {settings['batch_size']:,}); "
+        f"{f'{rate:g} requests/s' if rate else 'unthrottled'}; "
+        f"{machine['nproc']} CPUs, Python {machine['python']}."
+    )
+
+
+def notes() -> list[str]:
+    return [
+        "applied/s: accepted postings from the first request until the service reported "
+        "nothing queued (`GET /api/v1/ops/partitions`).",
+        "accept latency: each request, sent to answered (batch: per request of up to "
+        "1,000 postings). e2e: the whole `?wait=5` request, until posted.",
+        f"accept→applied: for up to {SAMPLE_MAX} postings sampled evenly over the phase, "
+        "from the 202 answer until a long poll of the status URL, started at once, "
+        "answered final; an upper bound (it includes that poll's round trip). Direct and "
+        "waited answers are final already, so they have none.",
+        "Ratios divide applied/s of the same run; the figure shown is their median.",
+    ]
+
+
+def markdown(report: Figures) -> str:
+    lines = [
+        f"# LedgerFlow end-to-end benchmark, {report['started_at']}",
+        "",
+        settings_line(report),
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for scenario, by_mode in report["medians"].items():
+        for mode, summary in by_mode.items():
+            lines.append("| " + " | ".join(table_row(scenario, mode, summary)) + " |")
+    if report["ratios"]:
+        lines += ["", "Ratios (applied/s):", "", *ratio_lines(report["ratios"])]
+    if report["timed_out"]:
+        lines += ["", "**Cut short by --timeout-s**: some phases are missing or partial."]
+    lines += ["", *(f"- {note}" for note in notes())]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: Figures, out: Path, *, prefix: str, latest: bool) -> list[Path]:
+    """Write the JSON, Markdown and PNG files (and the latest.* copies); their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{prefix}-{report['timestamp']}"
+    paths = [stem.with_suffix(".json"), stem.with_suffix(".md"), stem.with_suffix(".png")]
+    paths[0].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    paths[1].write_text(markdown(report), encoding="utf-8")
+    write_chart(report, paths[2])
+    if not latest:
+        return paths
+    copies = [out / f"latest{path.suffix}" for path in paths]
+    for path, copy in zip(paths, copies, strict=True):
+        shutil.copyfile(path, copy)
+    return [*paths, *copies]
