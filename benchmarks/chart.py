@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
 from benchmarks.e2e import Figures
 from benchmarks.runner import MODE_LABELS
@@ -20,6 +21,7 @@ from benchmarks.runner import MODE_LABELS
 COLORS = {"single": "#4C72B0", "batch": "#55A868", "waited": "#C44E52", "direct": "#8172B2"}
 GROUP_WIDTH = 0.8
 P99_ALPHA = 0.35
+LATENCY_FLOOR_MS = 1.0  # log-scale bars start here, so their heights compare
 Medians = dict[str, dict[str, Figures]]
 
 
@@ -76,6 +78,8 @@ def latency_panel(axes: Axes, medians: Medians, modes: list[str]) -> None:
             axes.bar(places, heights, width, color=COLORS[mode], alpha=alpha)
     axes.set_xticks(range(len(scenarios)), scenarios)
     axes.set_yscale("log")
+    axes.set_ylim(bottom=LATENCY_FLOOR_MS)
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda ms, _: f"{ms:,g}"))
     axes.set_ylabel("ms (log scale)")
     axes.set_title(
         "Answer latency: p50 (solid), p99 (light)\nbatch: per 1,000; waited: until posted"

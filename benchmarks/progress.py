@@ -35,8 +35,8 @@ class Bar:
         )
 
     def stage(self, name: str, total: int) -> None:
-        self.bar.reset(total=total)
         self.bar.set_description(f"{self.title} {name}", refresh=False)
+        self.bar.reset(total=total)
 
     def add(self, count: int = 1) -> None:
         self.bar.update(count)

@@ -108,8 +108,8 @@ def notes() -> list[str]:
         "1,000 postings). e2e: the whole `?wait=5` request, until posted.",
         f"accept→applied: for up to {SAMPLE_MAX} postings sampled evenly over the phase, "
         "from the 202 answer until a long poll of the status URL, started at once, "
-        "answered final; an upper bound (it includes that poll's round trip). Direct and "
-        "waited answers are final already, so they have none.",
+        "answered final; an upper bound (it includes that poll's round trip). Direct "
+        "answers, and waited ones that did not run out, are final already: they have none.",
         "Ratios divide applied/s of the same run; the figure shown is their median.",
     ]
 
