@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 import httpx
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-ACCOUNTS = 1000
 CONNECTIONS = 32
 
 
@@ -35,14 +34,14 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def open_accounts(client: httpx.AsyncClient) -> list[str]:
+async def open_accounts(client: httpx.AsyncClient, count: int) -> list[str]:
     async def one(i: int) -> str:
         body = {"name": f"soak{i}", "account_type": "asset", "currency": "USD"}
         response = await client.post("/api/v1/accounts", json=body)
         response.raise_for_status()
         return str(response.json()["id"])
 
-    return list(await asyncio.gather(*(one(i) for i in range(ACCOUNTS))))
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
 async def send_at_rate(
@@ -124,7 +123,7 @@ def verdict(samples: list[dict[str, Any]], pids: list[int], tolerance: float) ->
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=CONNECTIONS + 4)
     async with httpx.AsyncClient(base_url=args.url, timeout=30, limits=limits) as client:
-        accounts = await open_accounts(client)
+        accounts = await open_accounts(client, args.accounts)
         until = time.monotonic() + args.duration_s
         counts: dict[str, int] = {}
         _, samples = await asyncio.gather(
@@ -145,6 +144,7 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--duration-s", type=float, default=600)
+    parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--sample-s", type=float, default=10)
     parser.add_argument("--pid", type=int, action="append", default=[], help="process to watch")
     parser.add_argument("--tolerance", type=float, default=0.10)

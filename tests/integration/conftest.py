@@ -14,7 +14,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -29,6 +30,9 @@ from ledger_core.settings import Settings
 from ledgerflow.migrate import upgrade_to_head
 from worker.queues import partition_queue
 from worker.runtime import Runtime, build_runtime, install_runtime
+
+if TYPE_CHECKING:
+    from tests.integration.processes import Processes
 
 POSTGRES_URL = os.environ.get("LEDGERFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432")
 REDIS_URL = os.environ.get("LEDGERFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -178,3 +182,26 @@ def transfer(
 def count_rows(runtime: Runtime, table: str) -> int:
     with runtime.database.engine.connect() as connection:
         return int(connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+
+
+@pytest.fixture
+def processes(runtime: Runtime, tmp_path: Path) -> Iterator[Processes]:
+    """A private redis-server, and API and worker processes started on demand, on the test
+    database; everything is ended by pid at teardown."""
+    from tests.integration.processes import Processes
+
+    env = dict(os.environ)
+    running = Processes(tmp_path, env)
+    env.update(
+        {
+            "LEDGERFLOW_DATABASE_URL": str(runtime.settings.database_url),
+            "LEDGERFLOW_REDIS_URL": running.redis_url,
+            "LEDGERFLOW_PARTITIONS": str(runtime.settings.partitions),
+            "LEDGERFLOW_LEASE_TTL_S": "2",
+            "LEDGERFLOW_RECONCILE_INTERVAL_S": "1",
+            "LEDGERFLOW_STALE_AFTER_S": "1",
+        }
+    )
+    running.start_redis()
+    yield running
+    running.stop_all()

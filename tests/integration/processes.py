@@ -27,9 +27,13 @@ class Processes:
         self.redis_port = free_port()
         self.redis: subprocess.Popen[bytes] | None = None
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         with open(self.log_dir / f"{name}-{len(self.started)}.log", "wb") as log:
-            process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                args, env=env or self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         self.started.append(process)
         return process
 
@@ -68,20 +72,14 @@ class Processes:
         assert self.redis is not None
         self.kill(self.redis)
 
-    def start_api(self) -> str:
+    def start_api(self, **settings: str) -> str:
+        """`ledgerflow serve` on a free port; `settings` become extra LEDGERFLOW_* variables."""
         port = free_port()
+        command = [sys.executable, "-m", "ledgerflow", "serve", "--host", "127.0.0.1"]
         self._spawn(
             "api",
-            [
-                sys.executable,
-                "-m",
-                "ledgerflow",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            [*command, "--port", str(port)],
+            env=self.env | {f"LEDGERFLOW_{k.upper()}": v for k, v in settings.items()},
         )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20

@@ -7,43 +7,20 @@ exactly once, balances equal to their entries, money conserved.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 from redis import Redis
 from sqlalchemy import text
 
 from tests.integration.conftest import transfer
 from tests.integration.processes import Processes
 from worker.runtime import Runtime
-
-
-@pytest.fixture
-def processes(runtime: Runtime, tmp_path: Path) -> Iterator[Processes]:
-    env = dict(os.environ)
-    running = Processes(tmp_path, env)
-    env.update(
-        {
-            "LEDGERFLOW_DATABASE_URL": str(runtime.settings.database_url),
-            "LEDGERFLOW_REDIS_URL": running.redis_url,
-            "LEDGERFLOW_PARTITIONS": str(runtime.settings.partitions),
-            "LEDGERFLOW_LEASE_TTL_S": "2",
-            "LEDGERFLOW_RECONCILE_INTERVAL_S": "1",
-            "LEDGERFLOW_STALE_AFTER_S": "1",
-        }
-    )
-    running.start_redis()
-    yield running
-    running.stop_all()
 
 
 def _accounts(api: str, count: int) -> list[str]:
