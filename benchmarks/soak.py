@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 import httpx
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-CONNECTIONS = 32
 
 
 def rss_mib(pid: int) -> float:
@@ -47,13 +46,15 @@ async def open_accounts(client: httpx.AsyncClient, count: int) -> list[str]:
 async def send_at_rate(
     client: httpx.AsyncClient,
     accounts: list[str],
+    *,
     rate: float,
     until: float,
     counts: dict[str, int],
+    connections: int,
 ) -> None:
-    """Open-loop sender: one request every 1/rate seconds, CONNECTIONS in flight at most."""
+    """Open-loop sender: one request every 1/rate seconds, `connections` in flight at most."""
     rng = random.Random(7)
-    slots = asyncio.Semaphore(CONNECTIONS)
+    slots = asyncio.Semaphore(connections)
     tasks: set[asyncio.Task[None]] = set()
 
     async def post() -> None:
@@ -121,13 +122,20 @@ def verdict(samples: list[dict[str, Any]], pids: list[int], tolerance: float) ->
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=CONNECTIONS + 4)
+    limits = httpx.Limits(max_connections=args.connections + 4)
     async with httpx.AsyncClient(base_url=args.url, timeout=30, limits=limits) as client:
         accounts = await open_accounts(client, args.accounts)
         until = time.monotonic() + args.duration_s
         counts: dict[str, int] = {}
         _, samples = await asyncio.gather(
-            send_at_rate(client, accounts, args.rate, until, counts),
+            send_at_rate(
+                client,
+                accounts,
+                rate=args.rate,
+                until=until,
+                counts=counts,
+                connections=args.connections,
+            ),
             sample(client, args.pid, args.sample_s, until),
         )
     return {
@@ -145,6 +153,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--duration-s", type=float, default=600)
     parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--sample-s", type=float, default=10)
     parser.add_argument("--pid", type=int, action="append", default=[], help="process to watch")
     parser.add_argument("--tolerance", type=float, default=0.10)
