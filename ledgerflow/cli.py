@@ -33,6 +33,8 @@ def parse_partitions(text: str, partitions: int) -> list[int]:
         if not part:
             continue
         low, _, high = part.partition("-")
+        if not low.isdigit() or not (high or low).isdigit():
+            raise typer.BadParameter(f"{part!r} is not a partition or a range such as 0-3")
         first, last = int(low), int(high or low)
         if not 0 <= first <= last < partitions:
             raise typer.BadParameter(f"{part!r} is outside partitions 0-{partitions - 1}")

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 import worker.jobs
 from tests.integration.conftest import count_rows, drain, open_account, transfer
+from worker.main import PartitionWorker
 from worker.queues import enqueue_batches, partition_queue
 from worker.reconciler import reconcile
 from worker.runtime import Runtime, install_runtime
@@ -164,3 +165,15 @@ def test_verify_reports_accepted_requests_that_no_job_carries(
     orphaned = _verify(runtime, "--grace-s", "0")
     assert orphaned.returncode == 1
     assert "queued requests up to id" in orphaned.stdout
+
+
+def test_a_pinned_worker_takes_only_its_partitions(runtime: Runtime) -> None:
+    pinned = PartitionWorker(runtime, pinned=[1, 2], name="pinned")
+    other = PartitionWorker(runtime, name="other")
+    try:
+        assert pinned.leases.claim(pinned.wanted) == {1, 2}
+        assert other.leases.claim(other.wanted) == set(range(runtime.settings.partitions)) - {1, 2}
+    finally:
+        pinned.leases.release_all()
+        other.leases.release_all()
+    assert runtime.redis.keys("ledgerflow:lease:*") == []
