@@ -1,9 +1,11 @@
 """RQ job functions. They take plain data and call the same ledger service as the API.
 
-`apply_partition` first deletes the partition's pending marker (see `worker.queues`), then
-drains the partition in acceptance order, one PostgreSQL transaction per batch, until a
-batch comes back short. After `BATCHES_PER_JOB_MAX` full batches it stops and makes sure a
-job follows, so one deep partition cannot hold a worker away from its other partitions.
+`apply_partition` drains the partition in acceptance order, one PostgreSQL transaction per
+batch, until a batch comes back short; then it deletes the partition's pending marker (see
+`worker.queues`) and drains once more, so requests accepted while it worked ride on this
+job instead of enqueueing their own. After `BATCHES_PER_JOB_MAX` full batches it stops and
+makes sure a job follows, so one deep partition cannot hold a worker away from its other
+partitions.
 
 A batch that fails for a reason a retry will not cure is halved until the one request that
 breaks it is alone; that request ends `failed` with the error and the partition moves on.
@@ -30,11 +32,18 @@ def apply_partition(partition: int, request_ids: list[int]) -> int:
     the job applies whatever the partition holds.
     """
     runtime = get_runtime()
-    runtime.redis.delete(pending_key(partition))
     applied, drained = drain_partition(runtime, partition)
     if not drained:
+        # The marker stands, so nobody else enqueues: the successor must be forced in.
+        enqueue_batches(runtime.redis, {partition: request_ids}, force=True)
+        return applied
+    # Requests accepted while the marker stood enqueued nothing: one more drain after
+    # deleting it sees all of them; any accepted later find no marker and enqueue a job.
+    runtime.redis.delete(pending_key(partition))
+    more, drained = drain_partition(runtime, partition)
+    if not drained:
         enqueue_batches(runtime.redis, {partition: request_ids})
-    return applied
+    return applied + more
 
 
 def drain_partition(runtime: Runtime, partition: int) -> tuple[int, bool]:

@@ -7,10 +7,11 @@ to do, and a job also applies older requests whose own job was lost.
 
 Enqueues are coalesced: a partition gets a new job only when no job of it is waiting.
 The "pending" marker of a partition is set (SET NX) by whoever enqueues and deleted by the
-worker when it starts the job, before it reads PostgreSQL. A request committed while the
-marker stands is therefore seen by that job; one committed after the worker deleted it
-finds no marker and enqueues a job of its own. The marker expires, so a marker orphaned by
-a crash costs at most its time to live (the reconciler covers that gap too).
+worker when it has drained the partition, after which it drains once more. A request
+committed while the marker stands is therefore seen by that last drain at the latest; one
+committed after the worker deleted it finds no marker and enqueues a job of its own. The
+marker expires, so a marker orphaned by a crash costs at most its time to live (the
+reconciler covers that gap too).
 
 Redis is never the only copy: PostgreSQL holds every accepted request.
 """
