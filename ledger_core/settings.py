@@ -26,7 +26,6 @@ class Settings(BaseSettings):
     intake_window_ms: float = Field(default=2.0, ge=0, le=100)
     intake_batch_max: int = Field(default=1000, ge=1, le=10_000)
     intake_queue_max: int = Field(default=20_000, ge=1)
-    wait_s_max: float = 30.0
     body_bytes_max: int = 4 * 1024 * 1024
 
     # Worker: batches, leases and the reconciler.
@@ -35,7 +34,6 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(default=5.0, gt=0)
     stale_after_s: float = Field(default=5.0, ge=0)
     transient_retries_max: int = Field(default=5, ge=0)
-    outcome_ttl_s: int = 3600
 
     def sqlalchemy_url(self) -> str:
         """The database URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
