@@ -27,8 +27,7 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def get_ledger(request: Request) -> Ledger:
-    runtime: Runtime = request.app.state.runtime
+async def get_ledger(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Ledger:
     return runtime.ledger
 
 

@@ -29,7 +29,6 @@ class OutcomeHub:
         self.redis_factory = redis_factory
         self._waiters: dict[RequestId, set[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.subscribed = asyncio.Event()
 
     def start(self) -> None:
         self._tasks = [
@@ -76,7 +75,6 @@ class OutcomeHub:
             try:
                 async with redis.pubsub() as pubsub:
                     await pubsub.subscribe(OUTCOMES_CHANNEL)
-                    self.subscribed.set()
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
                             continue
@@ -85,7 +83,6 @@ class OutcomeHub:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - resubscribe after Redis comes back
-                self.subscribed.clear()
                 log.warning("outcome subscription lost (%r); resubscribing", error)
                 await asyncio.sleep(0.5)
             finally:

@@ -29,7 +29,7 @@ import httpx
 import psycopg
 from redis import Redis
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from benchmarks.e2e import LOOPBACK_HOSTS
 
 
 def free_port() -> int:
@@ -39,7 +39,8 @@ def free_port() -> int:
 
 
 def require_loopback(url: str) -> str:
-    if urlsplit(url).hostname not in LOOPBACK:
+    """Any scheme (postgresql://, redis://), as long as the host is a loopback address."""
+    if urlsplit(url).hostname not in LOOPBACK_HOSTS:
         raise SystemExit(f"{url}: only servers on 127.0.0.1 / localhost are measured")
     return url
 
@@ -190,8 +191,8 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=300)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scaling.json"))
     args = parser.parse_args()
-    require_loopback(args.postgres.replace("postgresql://", "http://"))
-    require_loopback(args.redis.replace("redis://", "http://"))
+    require_loopback(args.postgres)
+    require_loopback(args.redis)
     workers = [int(w) for w in args.workers.split(",")]
     partitions = [int(p) for p in args.partitions.split(",")]
     results: dict[str, Any] = {}

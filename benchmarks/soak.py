@@ -19,11 +19,10 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from benchmarks.e2e import loopback_url
 
 
 def rss_mib(pid: int) -> float:
@@ -159,8 +158,10 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.10)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/soak.json"))
     args = parser.parse_args()
-    if urlsplit(args.url).hostname not in LOOPBACK:
-        raise SystemExit(f"{args.url}: only a service on 127.0.0.1 / localhost is driven")
+    try:
+        args.url = loopback_url(args.url)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     report = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -85,10 +85,6 @@ class AppliedBatch:
     postings: list[QueuedPosting]
     outcomes: list[Outcome]
 
-    @property
-    def last_request_id(self) -> RequestId | None:
-        return self.postings[-1].request_id if self.postings else None
-
 
 @dataclass(frozen=True)
 class PartitionLag:
