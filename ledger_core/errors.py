@@ -24,6 +24,8 @@
     │   ├── TransactionNotFound
     │   └── PostingNotFound
     ├── Overloaded                     the service cannot take more now (HTTP 503)
+    │   └── PartitionLagging           one partition is too far behind (HTTP 429)
+    ├── LeaseLost                      a worker no longer owns the partition it was applying
     └── TransientFault                 database or queue hiccup; retried a bounded number of times
 
 Domain refusals are final and never retried; transient faults are retried with backoff;
@@ -246,9 +248,29 @@ class Overloaded(LedgerError):
     http_status = 503
 
 
+class PartitionLagging(Overloaded):
+    """Raised when a posting routes to a partition whose oldest queued posting is too old."""
+
+    code = "partition_lagging"
+    title = "Partition lagging"
+    http_status = 429
+
+
+class LeaseLost(LedgerError):
+    """Raised in a worker whose lease on a partition was taken over: its batch must not commit."""
+
+    code = "lease_lost"
+    title = "Lease lost"
+    http_status = 409
+
+
 class TransientFault(LedgerError):
     """Raised when the database or queue failed in a way that a retry may cure."""
 
     code = "transient_fault"
     title = "Transient fault"
     http_status = 503
+
+    def __init__(self, detail: str = "", *, sqlstate: str | None = None) -> None:
+        super().__init__(detail)
+        self.sqlstate = sqlstate

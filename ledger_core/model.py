@@ -174,3 +174,26 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a batch must still hold at commit: the partition's lease under this token."""
+
+    partition: int
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True)
+class FailedPosting:
+    """A request that could not be applied, for operators to read and replay."""
+
+    request_id: RequestId
+    client_id: ClientId
+    idempotency_key: str
+    partition: int
+    error_code: str | None
+    error_detail: str | None
+    accepted_at: datetime
+    finished_at: datetime | None

@@ -25,11 +25,13 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    and_,
     bindparam,
     create_engine,
     event,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -38,7 +40,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core import bulk
-from ledger_core.errors import InvalidCursor, TransientFault
+from ledger_core.errors import InvalidCursor, LeaseLost, TransientFault
 from ledger_core.model import (
     Account,
     AccountFlag,
@@ -49,6 +51,8 @@ from ledger_core.model import (
     ClientId,
     Direction,
     Entry,
+    FailedPosting,
+    Fence,
     Outcome,
     PostingRecord,
     PostingStatus,
@@ -58,17 +62,40 @@ from ledger_core.model import (
     TransactionId,
 )
 from ledger_core.rules import posting_from_document
-from ledger_core.tables import accounts, entries, posting_requests, transactions
+from ledger_core.tables import (
+    accounts,
+    entries,
+    partition_leases,
+    posting_requests,
+    transactions,
+)
 
-TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "08000", "08003", "08006"}
+# Serialization failure, deadlock, lock timeout, a session ended by the server (admin
+# shutdown, idle in transaction too long), connection failures.
+TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "25P03", "08000", "08003", "08006"}
 
 
-def create_database(url: str, *, pool_size: int = 20) -> Database:
+def create_database(
+    url: str, *, pool_size: int = 20, idle_in_transaction_s: float | None = None
+) -> Database:
+    """An engine for `url`. On PostgreSQL, `idle_in_transaction_s` makes the server end a
+    session that stays idle inside a transaction that long (a paused or hung process), so
+    its row locks cannot hold a partition hostage."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
     else:
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        connect_args: dict[str, Any] = {}
+        if idle_in_transaction_s is not None:
+            timeout_ms = int(idle_in_transaction_s * 1000)
+            connect_args["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+        )
     return Database(engine)
 
 
@@ -95,7 +122,10 @@ def map_database_errors() -> Iterator[None]:
         sqlstate = getattr(error.orig, "sqlstate", None)
         locked = "database is locked" in str(error.orig)
         if error.connection_invalidated or sqlstate in TRANSIENT_SQLSTATES or locked:
-            raise TransientFault(f"database fault {sqlstate or ''}: {error.orig}") from error
+            raise TransientFault(
+                f"database fault {sqlstate or ''}: {error.orig}",
+                sqlstate=sqlstate or ("connection" if error.connection_invalidated else "other"),
+            ) from error
         raise
 
 
@@ -316,6 +346,27 @@ class Repository:
 
     # Applying
 
+    def check_fence(self, fence: Fence) -> None:
+        """Raise `LeaseLost` unless `fence` still holds; share-lock the lease until commit.
+
+        A claim must update the lease row, so it cannot commit while this batch is open,
+        and once it has, no batch under the old token gets past this check.
+        """
+        held = self.connection.execute(
+            select(partition_leases.c.token)
+            .where(
+                partition_leases.c.partition == fence.partition,
+                partition_leases.c.owner == fence.owner,
+                partition_leases.c.token == fence.token,
+            )
+            .with_for_update(read=True)
+        ).scalar_one_or_none()
+        if held is None:
+            raise LeaseLost(
+                f"{fence.owner} no longer holds partition {fence.partition}"
+                f" under token {fence.token}"
+            )
+
     def lock_queued(self, partition: int, limit: int) -> list[QueuedPosting]:
         """Lock the oldest queued requests of a partition, in acceptance order."""
         rows = self.connection.execute(
@@ -479,6 +530,105 @@ class Repository:
                 finished_at=func.now(),
             )
         )
+
+    def failed(self, limit: int) -> list[FailedPosting]:
+        rows = self.connection.execute(
+            select(
+                posting_requests.c.id,
+                posting_requests.c.client_id,
+                posting_requests.c.idempotency_key,
+                posting_requests.c.partition,
+                posting_requests.c.error_code,
+                posting_requests.c.error_detail,
+                posting_requests.c.accepted_at,
+                posting_requests.c.finished_at,
+            )
+            .where(posting_requests.c.status == PostingStatus.FAILED.value)
+            .order_by(posting_requests.c.id)
+            .limit(limit)
+        ).all()
+        return [
+            FailedPosting(
+                request_id=RequestId(row.id),
+                client_id=ClientId(row.client_id),
+                idempotency_key=row.idempotency_key,
+                partition=int(row.partition),
+                error_code=row.error_code,
+                error_detail=row.error_detail,
+                accepted_at=row.accepted_at,
+                finished_at=row.finished_at,
+            )
+            for row in rows
+        ]
+
+    def requeue_failed(
+        self, keys: Sequence[tuple[ClientId | None, str]] | None
+    ) -> list[tuple[RequestId, int]]:
+        """Put failed requests back in their partition's queue; None means every one.
+
+        A key with no client names that key under any client. Returns (id, partition)
+        of what was requeued; requests that are not `failed` are left alone.
+        """
+        statement = (
+            update(posting_requests)
+            .where(posting_requests.c.status == PostingStatus.FAILED.value)
+            .values(
+                status=PostingStatus.QUEUED.value,
+                error_code=None,
+                error_detail=None,
+                finished_at=None,
+            )
+            .returning(posting_requests.c.id, posting_requests.c.partition)
+        )
+        if keys is not None:
+            if not keys:
+                return []
+            statement = statement.where(
+                or_(
+                    *(
+                        posting_requests.c.idempotency_key == key
+                        if client_id is None
+                        else and_(
+                            posting_requests.c.client_id == client_id,
+                            posting_requests.c.idempotency_key == key,
+                        )
+                        for client_id, key in keys
+                    )
+                )
+            )
+        rows = self.connection.execute(statement).all()
+        return sorted((RequestId(row.id), int(row.partition)) for row in rows)
+
+    def oldest_queued(self, partitions: int) -> dict[int, datetime]:
+        """Per partition with queued requests, when its oldest one was accepted.
+
+        One index probe per partition (the partial index on queued requests), so the
+        cost does not grow with the backlog.
+        """
+        found: dict[int, datetime] = {}
+        for partition in range(partitions):
+            accepted_at = self.connection.execute(
+                select(posting_requests.c.accepted_at)
+                .where(
+                    posting_requests.c.partition == partition,
+                    posting_requests.c.status == PostingStatus.QUEUED.value,
+                )
+                .order_by(posting_requests.c.id)
+                .limit(1)
+            ).scalar_one_or_none()
+            if accepted_at is not None:
+                found[partition] = accepted_at
+        return found
+
+    def count_queued(self, at_most: int) -> int:
+        """How many requests are queued, counting no further than `at_most`."""
+        capped = (
+            select(posting_requests.c.id)
+            .where(posting_requests.c.status == PostingStatus.QUEUED.value)
+            .limit(at_most)
+            .subquery()
+        )
+        return int(self.connection.execute(select(func.count()).select_from(capped)).scalar_one())
 
     def statuses(self, request_ids: Sequence[RequestId]) -> dict[RequestId, PostingStatus]:
         rows = self.connection.execute(

@@ -33,6 +33,8 @@ from ledger_core.model import (
     AccountStatus,
     AccountType,
     ClientId,
+    FailedPosting,
+    Fence,
     Outcome,
     Page,
     Posting,
@@ -245,11 +247,19 @@ class Ledger:
 
     # Applying
 
-    def apply_next_batch(self, partition: int, limit: int) -> AppliedBatch:
-        """Apply the oldest queued requests of a partition in one transaction."""
+    def apply_next_batch(
+        self, partition: int, limit: int, fence: Fence | None = None
+    ) -> AppliedBatch:
+        """Apply the oldest queued requests of a partition in one transaction.
+
+        With a `fence`, the transaction first checks that the lease still holds and keeps
+        it share-locked to the commit; `LeaseLost` otherwise, and nothing is written.
+        """
 
         def apply() -> AppliedBatch:
             with self.database.transaction() as repository:
+                if fence is not None:
+                    repository.check_fence(fence)
                 queued = repository.lock_queued(partition, limit)
                 if not queued:
                     return AppliedBatch(partition, [], [])
@@ -258,15 +268,56 @@ class Ledger:
 
         return self._retrying(apply)
 
-    def fail_oldest(self, partition: int, code: str, detail: str) -> RequestId | None:
+    def fail_oldest(
+        self, partition: int, code: str, detail: str, fence: Fence | None = None
+    ) -> RequestId | None:
         """Mark the oldest queued request of a partition `failed`: it could not be applied."""
         with self.database.transaction() as repository:
+            if fence is not None:
+                repository.check_fence(fence)
             request_id = repository.lock_oldest_queued_id(partition)
             if request_id is None:
                 return None
             repository.mark_failed(request_id, code, detail)
         log.error("request %s failed: %s %s", request_id, code, detail)
         return request_id
+
+    def failed_postings(self, limit: int = 100) -> list[FailedPosting]:
+        with self.database.transaction() as repository:
+            return repository.failed(limit)
+
+    def requeue_failed(
+        self, keys: Sequence[tuple[ClientId | None, str]] | None
+    ) -> dict[int, list[RequestId]]:
+        """Queue failed requests again (all of them when `keys` is None), by partition.
+
+        The caller enqueues a job for each partition returned. A requeued request is the
+        oldest of its partition again and is applied before anything accepted after it.
+        """
+
+        def requeue() -> dict[int, list[RequestId]]:
+            with self.database.transaction() as repository:
+                rows = repository.requeue_failed(keys)
+            by_partition: dict[int, list[RequestId]] = {}
+            for request_id, partition in rows:
+                by_partition.setdefault(partition, []).append(request_id)
+            return by_partition
+
+        result = self._retrying(requeue)
+        if result:
+            log.warning("requeued failed requests %s", result)
+        return result
+
+    def lag_snapshot(self, queued_max: int) -> tuple[dict[int, float], int]:
+        """({partition: age in seconds of its oldest queued request}, queued up to `queued_max`).
+
+        Cheap at any backlog: one index probe per partition and a capped count.
+        """
+        with self.database.transaction() as repository:
+            oldest = repository.oldest_queued(self.partitions)
+            queued = repository.count_queued(queued_max)
+        now = datetime.now(UTC)
+        return {p: _age_s(moment, now) for p, moment in oldest.items()}, queued
 
     def stale_partitions(self, older_than_s: float) -> dict[int, RequestId]:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)

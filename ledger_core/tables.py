@@ -156,3 +156,39 @@ entries = Table(
     Index("ix_entries_account_transaction", "account_id", "transaction_position"),
     Index("ix_entries_transaction", "transaction_position"),
 )
+
+# Partition ownership. A worker applies a partition only while it holds the partition's
+# lease: `owner` set and `renewed_at` younger than the lease time. Every claim raises
+# `token`, and the apply transaction checks (owner, token) on this row under a share lock,
+# so a worker that lost its lease cannot commit a batch for the partition (fencing).
+partition_leases = Table(
+    "partition_leases",
+    metadata,
+    Column("partition", SmallInteger(), primary_key=True, autoincrement=False),
+    Column("owner", String(200)),
+    Column("token", BigInteger(), nullable=False, server_default="0"),
+    Column("renewed_at", DateTime(timezone=True)),
+    CheckConstraint("token >= 0", name="token_positive"),
+    CheckConstraint("(owner IS NULL) = (renewed_at IS NULL)", name="owned_when_renewed"),
+)
+
+# Live worker processes, renewed with their leases: what operators see and what the
+# workers count to share the partitions fairly.
+workers = Table(
+    "workers",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("pinned", JSON(), nullable=True),
+    Column("partitions", JSON(), nullable=False),
+    Column("batches", BigInteger(), nullable=False, server_default="0"),
+    Column("applied", BigInteger(), nullable=False, server_default="0"),
+    Column("last_error", Text()),
+    Column("last_error_at", DateTime(timezone=True)),
+    Column(
+        "started_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.current_timestamp(),
+    ),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)

@@ -3,9 +3,14 @@
 `apply_partition` drains the partition in acceptance order, one PostgreSQL transaction per
 batch, until a batch comes back short; then it deletes the partition's pending marker (see
 `worker.queues`) and drains once more, so requests accepted while it worked ride on this
-job instead of enqueueing their own. After `BATCHES_PER_JOB_MAX` full batches it stops and
-makes sure a job follows, so one deep partition cannot hold a worker away from its other
-partitions.
+job instead of enqueueing their own. After `BATCHES_PER_JOB_MAX` full batches, or when the
+process is asked to stop, it ends after the batch in hand and makes sure a job follows, so
+one deep partition cannot hold a worker away from its other partitions and a stop never
+waits for a deep partition to drain.
+
+In a worker process every batch is fenced with the partition's lease (see
+`ledger_core.ownership`): a job for a partition this process does not own, or no longer
+owns, writes nothing and hands the partition back to the queue for its owner.
 
 A batch that fails for a reason a retry will not cure is halved until the one request that
 breaks it is alone; that request ends `failed` with the error and the partition moves on.
@@ -14,15 +19,23 @@ breaks it is alone; that request ends `failed` with the error and the partition 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 
-from ledger_core.errors import TransientFault
-from ledger_core.model import PostingStatus
+from redis.exceptions import RedisError
+
+from ledger_core.errors import LeaseLost, TransientFault
+from ledger_core.model import Fence, Outcome, PostingStatus
 from worker.outcomes import publish_outcomes
 from worker.queues import enqueue_batches, pending_key
 from worker.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
 BATCHES_PER_JOB_MAX = 20
+
+
+class _NotOwned(Exception):
+    pass
 
 
 def apply_partition(partition: int, request_ids: list[int]) -> int:
@@ -32,42 +45,60 @@ def apply_partition(partition: int, request_ids: list[int]) -> int:
     the job applies whatever the partition holds.
     """
     runtime = get_runtime()
-    applied, drained = drain_partition(runtime, partition)
-    if not drained:
-        # The marker stands, so nobody else enqueues: the successor must be forced in.
+    try:
+        applied, drained = drain_partition(runtime, partition)
+        if drained:
+            # Requests accepted while the marker stood enqueued nothing: one more drain
+            # after deleting it sees all of them; any accepted later find no marker and
+            # enqueue a job of their own.
+            runtime.redis.delete(pending_key(partition))
+            more, drained = drain_partition(runtime, partition)
+            applied += more
+            if not drained:
+                enqueue_batches(runtime.redis, {partition: request_ids})
+        else:
+            # The marker stands, so nobody else enqueues: the successor must be forced in.
+            enqueue_batches(runtime.redis, {partition: request_ids}, force=True)
+    except (LeaseLost, _NotOwned) as error:
+        if runtime.leases is not None:
+            runtime.leases.forget(partition)
+        if isinstance(error, LeaseLost):
+            runtime.telemetry.count("batches|fenced")
+            runtime.telemetry.error(f"partition {partition}: {error}")
+        log.warning("partition %d is not this worker's: %s; handing it back", partition, error)
         enqueue_batches(runtime.redis, {partition: request_ids}, force=True)
-        return applied
-    # Requests accepted while the marker stood enqueued nothing: one more drain after
-    # deleting it sees all of them; any accepted later find no marker and enqueue a job.
-    runtime.redis.delete(pending_key(partition))
-    more, drained = drain_partition(runtime, partition)
-    if not drained:
-        enqueue_batches(runtime.redis, {partition: request_ids})
-    return applied + more
+        return 0
+    return applied
+
+
+def _fence(runtime: Runtime, partition: int) -> Fence | None:
+    if runtime.leases is None:
+        return None
+    fence = runtime.leases.fence(partition)
+    if fence is None:
+        raise _NotOwned(f"no lease on partition {partition}")
+    return fence
 
 
 def drain_partition(runtime: Runtime, partition: int) -> tuple[int, bool]:
     """Apply batches until one comes back short; return (applied, whether drained)."""
-    batches_max = BATCHES_PER_JOB_MAX
     batch_max = runtime.settings.apply_batch_max
     limit = batch_max
     applied = 0
     full_batches = 0
-    while full_batches < batches_max:
+    while full_batches < BATCHES_PER_JOB_MAX and not runtime.stopping.is_set():
+        fence = _fence(runtime, partition)
+        started = time.perf_counter()
         try:
-            batch = runtime.ledger.apply_next_batch(partition, limit)
-        except TransientFault:
+            batch = runtime.ledger.apply_next_batch(partition, limit, fence)
+        except (TransientFault, LeaseLost):
             raise
         except Exception as error:  # noqa: BLE001 - a poison batch must not stop its partition
-            limit = _isolate(runtime, partition, limit, error)
+            limit = _isolate(runtime, partition, limit, error, fence)
             continue
-        publish_outcomes(
-            runtime.redis,
-            [
-                (o.request_id, (PostingStatus.POSTED if o.posted else PostingStatus.REJECTED).value)
-                for o in batch.outcomes
-            ],
-        )
+        elapsed = time.perf_counter() - started
+        if batch.postings:
+            _announce(runtime, partition, batch.outcomes, elapsed)
         applied += len(batch.postings)
         if len(batch.postings) < limit:
             return applied, True
@@ -76,12 +107,38 @@ def drain_partition(runtime: Runtime, partition: int) -> tuple[int, bool]:
     return applied, False
 
 
-def _isolate(runtime: Runtime, partition: int, limit: int, error: Exception) -> int:
+def _announce(
+    runtime: Runtime, partition: int, outcomes: Sequence[Outcome], elapsed: float
+) -> None:
+    """Wake waiters and count the batch; the batch is committed whatever Redis says."""
+    try:
+        with runtime.redis.pipeline(transaction=False) as pipeline:
+            publish_outcomes(
+                pipeline,
+                [
+                    (
+                        o.request_id,
+                        (PostingStatus.POSTED if o.posted else PostingStatus.REJECTED).value,
+                    )
+                    for o in outcomes
+                ],
+            )
+            runtime.telemetry.record_batch(pipeline, partition, outcomes, elapsed)
+            pipeline.execute()
+    except RedisError as error:
+        log.warning("batch of partition %d committed; Redis missed it: %r", partition, error)
+
+
+def _isolate(
+    runtime: Runtime, partition: int, limit: int, error: Exception, fence: Fence | None
+) -> int:
     """Halve the batch; once alone, the breaking request ends `failed`. Returns the new limit."""
+    runtime.telemetry.error(f"partition {partition}: {error!r}")
     if limit > 1:
         log.warning("batch of %d in partition %d failed, halving: %r", limit, partition, error)
         return limit // 2
-    failed = runtime.ledger.fail_oldest(partition, "apply_failed", repr(error)[:1000])
+    failed = runtime.ledger.fail_oldest(partition, "apply_failed", repr(error)[:1000], fence)
     if failed is not None:
+        runtime.telemetry.count("postings|failed|apply_failed")
         publish_outcomes(runtime.redis, [(failed, PostingStatus.FAILED.value)])
     return runtime.settings.apply_batch_max

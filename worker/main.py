@@ -1,10 +1,18 @@
-"""The worker process: claim partitions, consume their RQ queues, reconcile, stop cleanly.
+"""The worker process: own a fair share of partitions, consume their RQ queues, stop cleanly.
 
-The loop runs RQ's SimpleWorker (jobs execute in this process, no fork per job) over the
-queues of the partitions this process holds leases for. RQ returns control every second
-of idleness or every `JOBS_PER_ROUND` jobs, so the loop can claim partitions that became
-free and run the reconciler. SIGTERM or SIGINT finishes the job in hand, releases the
-leases and exits 0.
+Each round of the loop:
+1. reads the live workers from the registry and works out this worker's share: pinned
+   workers (`--partitions`) keep theirs, the others split the rest evenly by name rank;
+2. releases partitions beyond its share (this is between jobs, so at a batch boundary) and
+   claims free or expired ones up to it, enqueueing a job for each one taken so that work
+   left by a dead owner is picked up at once;
+3. runs the reconciler when due;
+4. runs RQ's SimpleWorker (jobs execute in this process, no fork per job) over the queues
+   of the partitions it owns, for at most `ROUND_S` seconds or one second of idleness.
+
+A heartbeat thread renews the leases and the registry row every third of the lease time.
+Every batch is fenced with its lease (see `ledger_core.ownership`). SIGTERM or SIGINT ends
+the job in hand after its current batch, releases the leases and exits 0.
 """
 
 from __future__ import annotations
@@ -15,26 +23,37 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 from rq import SimpleWorker
+from rq.job import Job
+from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
+from ledger_core.errors import TransientFault
+from ledger_core.ownership import Ownership, WorkerReport, fair_share
 from worker.leases import PartitionLeases
-from worker.queues import partition_queue
+from worker.queues import enqueue_batches, partition_queue
 from worker.reconciler import reconcile
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
-JOBS_PER_ROUND = 200
+ROUND_S = 1.0
 
 
 class _RqWorker(SimpleWorker):
-    """SimpleWorker that tells the partition loop when a warm shutdown was asked for."""
+    """SimpleWorker that ends its `work` loop after a deadline and reports stop requests."""
 
     on_stop_request: Any = None
+    deadline: float = float("inf")
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        super().execute_job(job, queue)
+        if time.monotonic() >= self.deadline:
+            self._stop_requested = True
 
     def handle_warm_shutdown_request(self) -> None:
         super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
@@ -52,11 +71,30 @@ class PartitionWorker:
     ) -> None:
         self.runtime = runtime
         settings = runtime.settings
-        self.wanted = list(pinned) if pinned else list(range(settings.partitions))
-        self.name = name or f"{socket.gethostname()}.{os.getpid()}"
-        self.leases = PartitionLeases(runtime.redis, ttl_s=settings.lease_ttl_s, owner=self.name)
-        self.stopping = threading.Event()
+        self.pinned = sorted(pinned) if pinned else None
+        self.name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self.ownership = Ownership(
+            runtime.database, partitions=settings.partitions, ttl_s=settings.lease_ttl_s
+        )
+        self.leases = PartitionLeases(
+            self.ownership,
+            owner=self.name,
+            report=self.report,
+            on_change=lambda kind, n: runtime.telemetry.count(f"leases|{kind}", n),
+        )
+        self.stopping = runtime.stopping
         self._next_reconcile = 0.0
+
+    def report(self, partitions: list[int]) -> WorkerReport:
+        batches, applied, last_error = self.runtime.telemetry.totals()
+        return WorkerReport(
+            name=self.name,
+            pinned=self.pinned,
+            partitions=partitions,
+            batches=batches,
+            applied=applied,
+            last_error=last_error,
+        )
 
     def request_stop(self, *_: object) -> None:
         self.stopping.set()
@@ -72,20 +110,51 @@ class PartitionWorker:
     def run(self) -> int:
         """Work until asked to stop; return the process exit code."""
         self._install_signal_handlers()
-        self.leases.start_heartbeat()
-        log.info("worker %s wants partitions %s", self.name, self.wanted)
+        self.stopping.clear()
+        self.ownership.ensure_partitions()
+        self.ownership.register(self.report([]))
+        self.runtime.leases = self.leases
+        self.leases.start_heartbeat(self.runtime.settings.lease_ttl_s / 3)
+        log.info("worker %s started (pinned: %s)", self.name, self.pinned)
         try:
             while not self.stopping.is_set():
                 self.round()
         finally:
             self.leases.stop_heartbeat()
             self.leases.release_all()
+            self.runtime.leases = None
+            try:
+                self.ownership.forget(self.name)
+            except TransientFault as fault:
+                log.warning("could not leave the worker registry: %s", fault)
             log.info("worker %s stopped", self.name)
         return 0
 
+    def rebalance(self) -> list[int]:
+        """Release what is beyond this worker's share, claim up to it; return what it owns."""
+        if self.pinned is not None:
+            pool, share = self.pinned, len(self.pinned)
+        else:
+            live = [w for w in self.ownership.workers() if w.live]
+            pool, share = fair_share(self.name, live, self.runtime.settings.partitions)
+        owned = sorted(self.leases.owned())
+        allowed = set(pool)
+        keep = [p for p in owned if p in allowed]
+        self.leases.release([p for p in owned if p not in allowed] + keep[share:])
+        missing = share - min(len(keep), share)
+        if missing > 0:
+            taken = self.leases.claim(pool, missing)
+            if taken:
+                enqueue_batches(self.runtime.redis, {p: [] for p in taken}, force=True)
+        return sorted(self.leases.owned())
+
     def round(self) -> None:
-        """One turn of the loop: claim, reconcile when due, then consume owned queues."""
-        owned = sorted(self.leases.claim(self.wanted))
+        """One turn of the loop: rebalance, reconcile when due, then consume owned queues."""
+        try:
+            owned = self.rebalance()
+        except TransientFault as fault:
+            log.warning("could not rebalance: %s", fault)
+            owned = sorted(self.leases.owned())
         now = time.monotonic()
         if owned and now >= self._next_reconcile:
             self._next_reconcile = now + self.runtime.settings.reconcile_interval_s
@@ -94,7 +163,7 @@ class PartitionWorker:
             except Exception:
                 log.exception("reconciler failed")
         if not owned:
-            self.stopping.wait(min(1.0, self.runtime.settings.lease_ttl_s / 3))
+            self.stopping.wait(ROUND_S)
             return
         rq_worker = _RqWorker(
             [partition_queue(self.runtime.redis, p) for p in owned],
@@ -103,10 +172,10 @@ class PartitionWorker:
             name=f"{self.name}.{time.monotonic_ns()}",
         )
         rq_worker.on_stop_request = self.request_stop
+        rq_worker.deadline = now + ROUND_S
         try:
             rq_worker.work(
                 max_idle_time=1,
-                max_jobs=JOBS_PER_ROUND,
                 logging_level="WARNING",
                 dequeue_strategy="round_robin",  # type: ignore[arg-type]
             )

@@ -50,9 +50,10 @@ def enqueue_batches(
     """Make sure a job will drain each partition of `batches`; return those enqueued.
 
     Without `force`, a partition whose pending marker stands already has a job waiting
-    and gets none. The job's arguments name the new request ids for operators to read.
+    and gets none, nor does one with no new request ids. The job's arguments name the new
+    request ids for operators to read.
     """
-    wanted = [p for p, request_ids in batches.items() if request_ids]
+    wanted = [p for p, request_ids in batches.items() if request_ids or force]
     if not wanted:
         return []
     if force:

@@ -6,7 +6,9 @@ from the environment (or installed by `ledgerflow dev` and by tests).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import fakeredis
 from redis import Redis
@@ -14,6 +16,10 @@ from redis import Redis
 from ledger_core.repository import Database, create_database
 from ledger_core.services import Ledger
 from ledger_core.settings import Settings
+from worker.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from worker.leases import PartitionLeases
 
 _runtime: Runtime | None = None
 
@@ -24,19 +30,33 @@ class Runtime:
     database: Database
     ledger: Ledger
     redis: Redis
+    telemetry: Telemetry
+    # Set when the process should stop: a job ends after the batch in hand.
+    stopping: threading.Event = field(default_factory=threading.Event)
+    # In a worker process, the leases its batches are fenced with; None applies unfenced
+    # (tests and tools that drain a ledger no worker owns).
+    leases: PartitionLeases | None = None
 
 
 def build_runtime(settings: Settings, *, redis: Redis | None = None) -> Runtime:
-    database = create_database(settings.sqlalchemy_url())
+    database = create_database(
+        settings.sqlalchemy_url(), idle_in_transaction_s=settings.lease_ttl_s
+    )
     if redis is None:
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url, health_check_interval=30)
         else:
             redis = fakeredis.FakeRedis(server=embedded_redis_server())
+    telemetry = Telemetry(redis)
     ledger = Ledger(
-        database, partitions=settings.partitions, retries_max=settings.transient_retries_max
+        database,
+        partitions=settings.partitions,
+        retries_max=settings.transient_retries_max,
+        on_retry=telemetry.retried,
     )
-    return Runtime(settings=settings, database=database, ledger=ledger, redis=redis)
+    return Runtime(
+        settings=settings, database=database, ledger=ledger, redis=redis, telemetry=telemetry
+    )
 
 
 _embedded_server: fakeredis.FakeServer | None = None

@@ -107,7 +107,8 @@ def clean(runtime: Runtime) -> Iterator[None]:
     """Every test starts from an empty ledger and an empty Redis database."""
     with runtime.database.engine.begin() as connection:
         connection.exec_driver_sql(
-            "TRUNCATE entries, transactions, posting_requests, accounts RESTART IDENTITY CASCADE"
+            "TRUNCATE entries, transactions, posting_requests, accounts, partition_leases,"
+            " workers RESTART IDENTITY CASCADE"
         )
     runtime.redis.flushdb()
     yield

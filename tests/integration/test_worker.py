@@ -167,13 +167,23 @@ def test_verify_reports_accepted_requests_that_no_job_carries(
     assert "queued requests up to id" in orphaned.stdout
 
 
-def test_a_pinned_worker_takes_only_its_partitions(runtime: Runtime) -> None:
-    pinned = PartitionWorker(runtime, pinned=[1, 2], name="pinned")
+def test_a_pinned_worker_takes_its_partitions_from_whoever_holds_them(
+    runtime: Runtime,
+) -> None:
+    everything = list(range(runtime.settings.partitions))
     other = PartitionWorker(runtime, name="other")
+    pinned = PartitionWorker(runtime, pinned=[1, 2], name="pinned")
+    other.ownership.ensure_partitions()
+    other.ownership.register(other.report([]))
     try:
-        assert pinned.leases.claim(pinned.wanted) == {1, 2}
-        assert other.leases.claim(other.wanted) == set(range(runtime.settings.partitions)) - {1, 2}
+        assert other.rebalance() == everything
+        pinned.ownership.register(pinned.report([]))
+        assert pinned.rebalance() == []  # held by a live worker: not taken from under it
+        assert other.rebalance() == [p for p in everything if p not in (1, 2)]
+        assert pinned.rebalance() == [1, 2]
+        owners = {lease.partition: lease.owner for lease in other.ownership.leases()}
+        assert owners == {p: "pinned" if p in (1, 2) else "other" for p in everything}
     finally:
         pinned.leases.release_all()
         other.leases.release_all()
-    assert runtime.redis.keys("ledgerflow:lease:*") == []
+    assert all(lease.owner is None for lease in other.ownership.leases())
