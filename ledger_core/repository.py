@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -85,7 +86,8 @@ def create_database(
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
     else:
-        connect_args: dict[str, Any] = {}
+        # The pid names the process in pg_stat_activity: which process holds which lock.
+        connect_args: dict[str, Any] = {"application_name": f"ledgerflow/{os.getpid()}"}
         if idle_in_transaction_s is not None:
             timeout_ms = int(idle_in_transaction_s * 1000)
             connect_args["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"

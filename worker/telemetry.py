@@ -114,6 +114,7 @@ class ClusterCounters:
     postings: dict[tuple[str, str], int]  # (outcome, code) -> count
     retries: dict[str, int]  # SQLSTATE -> count
     leases: dict[str, int]  # change -> count
+    batches_fenced: int  # batches refused because their lease was taken over
     batch_size: Histogram
     apply_seconds: Histogram
 
@@ -138,8 +139,10 @@ def read_counters(redis: Redis) -> ClusterCounters:
     postings: dict[tuple[str, str], int] = {}
     retries: dict[str, int] = {}
     leases: dict[str, int] = {}
+    fenced = 0
     for raw_name, raw_value in counters.items():
-        kind, _, rest = raw_name.decode().partition("|")
+        name = raw_name.decode()
+        kind, _, rest = name.partition("|")
         value = int(raw_value)
         if kind == "postings":
             outcome, _, code = rest.partition("|")
@@ -148,10 +151,13 @@ def read_counters(redis: Redis) -> ClusterCounters:
             retries[rest] = value
         elif kind == "leases":
             leases[rest] = value
+        elif name == "batches|fenced":
+            fenced = value
     return ClusterCounters(
         postings=postings,
         retries=retries,
         leases=leases,
+        batches_fenced=fenced,
         batch_size=_histogram(batch_size, BATCH_SIZE_BUCKETS),
         apply_seconds=_histogram(apply_seconds, APPLY_SECONDS_BUCKETS),
     )
