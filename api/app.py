@@ -10,12 +10,14 @@ import fakeredis
 from fastapi import FastAPI
 from redis.asyncio import Redis as AsyncRedis
 
+from api.backpressure import LagGate
 from api.intake import IntakeBatcher
 from api.limits import BodySizeLimit
 from api.metrics import TRANSIENT_RETRIES
 from api.problems import install_problem_handlers
 from api.routes import accounts, ops, postings, system, transactions
 from api.waiting import OutcomeHub
+from ledger_core.errors import TransientFault
 from worker.runtime import Runtime, embedded_redis_server
 
 DESCRIPTION = """
@@ -33,14 +35,21 @@ def async_redis_factory(runtime: Runtime) -> Any:
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    runtime.ledger.on_retry = lambda _fault: TRANSIENT_RETRIES.inc()
+    def count_retry(fault: TransientFault) -> None:
+        TRANSIENT_RETRIES.labels(fault.sqlstate or "other").inc()
+
+    runtime.ledger.on_retry = count_retry
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        intake = IntakeBatcher(runtime.ledger, runtime.redis, runtime.settings)
+        gate = LagGate(runtime.ledger, runtime.settings)
+        intake = IntakeBatcher(runtime.ledger, runtime.redis, runtime.settings, gate)
         hub = OutcomeHub(runtime.ledger, async_redis_factory(runtime))
+        app.state.gate = gate
         app.state.intake = intake
         app.state.hub = hub
+        if runtime.settings.mode == "queued":
+            gate.start()
         intake.start()
         hub.start()
         try:
@@ -48,6 +57,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         finally:
             await intake.stop()
             await hub.stop()
+            await gate.stop()
 
     app = FastAPI(
         title="LedgerFlow",
@@ -60,4 +70,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(BodySizeLimit, bytes_max=runtime.settings.body_bytes_max)
     for module in (accounts, transactions, postings, ops, system):
         app.include_router(module.router)
+    app.include_router(ops.page_router)
     return app

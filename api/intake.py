@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from redis import Redis
 from starlette.concurrency import run_in_threadpool
 
+from api.backpressure import LagGate
 from api.metrics import (
     ENQUEUE_FAILURES,
     INTAKE_BATCH_SIZE,
     INTAKE_COMMIT_SECONDS,
     POSTINGS_ACCEPTED,
+    REFUSED_BY_BACKPRESSURE,
 )
 from ledger_core.errors import Overloaded
 from ledger_core.model import ClientId, Posting
@@ -41,8 +43,11 @@ class _Submission:
 
 
 class IntakeBatcher:
-    def __init__(self, ledger: Ledger, redis: Redis, settings: Settings) -> None:
+    def __init__(
+        self, ledger: Ledger, redis: Redis, settings: Settings, gate: LagGate | None = None
+    ) -> None:
         self.ledger = ledger
+        self.gate = gate
         self.redis = redis
         self.direct = settings.mode == "direct"
         self.window_s = settings.intake_window_ms / 1000
@@ -66,11 +71,20 @@ class IntakeBatcher:
         if self.direct:
             # AnyIO's thread pool (40 threads), as the synchronous ledger's handlers had.
             return await run_in_threadpool(self._post_directly, requests)
+        if self.gate is not None:
+            try:
+                self.gate.check(posting for _, posting in requests)
+            except Overloaded as refusal:
+                REFUSED_BY_BACKPRESSURE.labels(refusal.code).inc()
+                raise
         future: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
         try:
             self.queue.put_nowait(_Submission(requests, future))
         except asyncio.QueueFull:
-            raise Overloaded("intake is full; retry after a short pause") from None
+            raise Overloaded(
+                "intake is full; retry after a short pause",
+                facts={"intake_queue_max": self.queue.maxsize},
+            ) from None
         return await future
 
     async def _collect(self) -> list[_Submission]:

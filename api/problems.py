@@ -27,6 +27,7 @@ from ledger_core.errors import (
     InvalidText,
     LedgerError,
     MalformedJson,
+    Overloaded,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "Idempotency key reused with a different body"),
         (413, "Body too large"),
         (422, "Invalid request, or a posting refused on ledger state"),
+        (429, "A partition the posting routes to is lagging; retry after Retry-After seconds"),
         (503, "Overloaded or a dependency is unavailable; retry with the same key"),
     )
 }
@@ -128,6 +130,11 @@ def _errors_list(errors: Sequence[Any]) -> list[dict[str, Any]]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def ledger_error(_request: Request, error: LedgerError) -> JSONResponse:
+        if isinstance(error, Overloaded):
+            return problem_response(
+                error_body(error, retry_after_s=error.retry_after_s, **error.facts),
+                headers={"Retry-After": str(error.retry_after_s)},
+            )
         return problem_response(error_body(error))
 
     @app.exception_handler(RequestValidationError)

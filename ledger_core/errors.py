@@ -241,11 +241,22 @@ class PostingNotFound(NotFound):
 
 
 class Overloaded(LedgerError):
-    """Raised when the service cannot accept more work right now."""
+    """Raised when the service cannot accept more work right now.
+
+    `retry_after_s` becomes the Retry-After header; `facts` (the bound that was passed and
+    the reading that passed it) go into the problem body.
+    """
 
     code = "overloaded"
     title = "Service overloaded"
     http_status = 503
+
+    def __init__(
+        self, detail: str = "", *, retry_after_s: int = 1, facts: dict[str, object] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+        self.facts = dict(facts or {})
 
 
 class PartitionLagging(Overloaded):

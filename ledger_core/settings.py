@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     intake_queue_max: int = Field(default=20_000, ge=1)
     body_bytes_max: int = 4 * 1024 * 1024
 
+    # Backpressure: a posting routed to a partition whose oldest queued posting is older
+    # than `lag_max_s` gets 429; any posting gets 503 while more than `queued_max` are
+    # queued in all. Read from PostgreSQL every `lag_refresh_s`. 0 turns a bound off.
+    lag_max_s: float = Field(default=30.0, ge=0)
+    queued_max: int = Field(default=1_000_000, ge=0)
+    lag_refresh_s: float = Field(default=0.5, gt=0, le=60)
+
     # Worker: batches, leases and the reconciler.
     apply_batch_max: int = Field(default=500, ge=1, le=5000)
     lease_ttl_s: float = Field(default=10.0, gt=0)

@@ -152,5 +152,118 @@ def dev(
         api_thread.join(timeout=5)
 
 
+ops = typer.Typer(help="Operate a running deployment: status, failed postings, replays.")
+app.add_typer(ops, name="ops")
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+@ops.command("status")
+def ops_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON")] = False,
+) -> None:
+    """Per partition: depth, oldest age, owner, applied/s, refused/s; per worker: heartbeat,
+    partitions, batches, last error."""
+    from worker.runtime import get_runtime
+    from worker.status import cluster_status
+
+    status = cluster_status(get_runtime())
+    if as_json:
+        typer.echo(json.dumps(status, indent=2))
+        return
+    totals = status["totals"]
+    typer.echo(
+        f"queued {totals['queued']}  oldest {_age(totals['oldest_age_s'])}  "
+        f"applied/s {totals['applied_per_s']}  refused/s {totals['refused_per_s']}  "
+        f"live workers {totals['live_workers']}  unowned partitions "
+        f"{totals['unowned_partitions']}  failed {totals['failed']}"
+    )
+    typer.echo("")
+    typer.echo(
+        f"{'partition':>9} {'queued':>8} {'oldest':>8} {'jobs':>5} {'applied/s':>10} "
+        f"{'refused/s':>10}  owner"
+    )
+    for row in status["partitions"]:
+        typer.echo(
+            f"{row['partition']:>9} {row['queued']:>8} {_age(row['oldest_age_s']):>8} "
+            f"{row['jobs_waiting']:>5} {row['applied_per_s']:>10} {row['refused_per_s']:>10}  "
+            f"{row['owner'] or '(none)'}"
+        )
+    typer.echo("")
+    typer.echo(f"{'worker':<40} {'heartbeat':>9} {'batches':>8} {'applied':>9}  partitions")
+    for worker in status["workers"]:
+        name = worker["name"] + ("" if worker["live"] else " (dead)")
+        pinned = " pinned" if worker["pinned"] is not None else ""
+        typer.echo(
+            f"{name:<40} {_age(worker['heartbeat_age_s']):>9} {worker['batches']:>8} "
+            f"{worker['applied']:>9}  {worker['partitions']}{pinned}"
+        )
+        if worker["last_error"]:
+            typer.echo(
+                f"{'':<40} last error {_age(worker['last_error_age_s'])} ago: "
+                f"{worker['last_error'][:200]}"
+            )
+
+
+@ops.command("failed")
+def ops_failed(
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+) -> None:
+    """Postings that could not be applied (poison), oldest first, with their error."""
+    from worker.runtime import get_runtime
+
+    failed = get_runtime().ledger.failed_postings(limit)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "request_id": f.request_id,
+                        "client_id": f.client_id,
+                        "idempotency_key": f.idempotency_key,
+                        "partition": f.partition,
+                        "error_code": f.error_code,
+                        "error_detail": f.error_detail,
+                        "accepted_at": f.accepted_at.isoformat(),
+                    }
+                    for f in failed
+                ]
+            )
+        )
+        return
+    if not failed:
+        typer.echo("no failed postings")
+    for f in failed:
+        typer.echo(
+            f"{f.request_id}  client={f.client_id}  key={f.idempotency_key}  "
+            f"partition={f.partition}  {f.error_code}: {f.error_detail}"
+        )
+
+
+@ops.command("retry")
+def ops_retry(
+    keys: Annotated[list[str] | None, typer.Argument(help="Idempotency keys to replay")] = None,
+    client: Annotated[
+        str | None, typer.Option(help="Only the keys of this client (X-Client-Id)")
+    ] = None,
+    retry_all: Annotated[bool, typer.Option("--all", help="Replay every failed posting")] = False,
+) -> None:
+    """Queue failed postings again once their cause is fixed; they are applied in order."""
+    from worker.runtime import get_runtime
+    from worker.status import retry_failed
+
+    if bool(keys) == retry_all:
+        typer.echo("name idempotency keys or --all (not both)", err=True)
+        raise typer.Exit(2)
+    chosen = None if retry_all else [(client, key) for key in keys or []]
+    requeued = retry_failed(get_runtime(), chosen)
+    count = sum(len(ids) for ids in requeued.values())
+    typer.echo(f"requeued {count} failed posting(s)" + (f": {requeued}" if count else ""))
+    raise typer.Exit(0 if count else 1)
+
+
 def main() -> None:
     app()

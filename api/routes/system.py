@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.dependencies import RuntimeDep
+from api.metrics import exposition
 
 router = APIRouter(tags=["system"])
 
@@ -41,5 +42,5 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(runtime: RuntimeDep) -> Response:
+    return Response(exposition(runtime), media_type=CONTENT_TYPE_LATEST)
