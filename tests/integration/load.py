@@ -63,7 +63,7 @@ class SteadyLoad:
                 and self.sent < self.postings_max
                 and time.monotonic() < deadline
             ):
-                bodies = []
+                bodies: list[dict[str, object]] = []
                 for _ in range(self.batch):
                     debit, credit = rng.sample(self.accounts, 2)
                     key = f"{self.prefix}-{self.sent + len(bodies)}"
