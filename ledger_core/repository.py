@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     Connection,
     Engine,
@@ -123,10 +124,14 @@ def map_database_errors() -> Iterator[None]:
     except DBAPIError as error:
         sqlstate = getattr(error.orig, "sqlstate", None)
         locked = "database is locked" in str(error.orig)
-        if error.connection_invalidated or sqlstate in TRANSIENT_SQLSTATES or locked:
+        # psycopg's OperationalError: the server could not be reached or refused the
+        # connection (down, restarting, too many clients).
+        unreachable = isinstance(error.orig, psycopg.OperationalError)
+        if error.connection_invalidated or sqlstate in TRANSIENT_SQLSTATES or locked or unreachable:
             raise TransientFault(
                 f"database fault {sqlstate or ''}: {error.orig}",
-                sqlstate=sqlstate or ("connection" if error.connection_invalidated else "other"),
+                sqlstate=sqlstate
+                or ("connection" if error.connection_invalidated or unreachable else "other"),
             ) from error
         raise
 

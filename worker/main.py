@@ -137,16 +137,19 @@ class PartitionWorker:
         else:
             live = [w for w in self.ownership.workers() if w.live]
             pool, share = fair_share(self.name, live, self.runtime.settings.partitions)
-        owned = sorted(self.leases.owned())
+        before = sorted(self.leases.owned())
         allowed = set(pool)
-        keep = [p for p in owned if p in allowed]
-        self.leases.release([p for p in owned if p not in allowed] + keep[share:])
+        keep = [p for p in before if p in allowed]
+        self.leases.release([p for p in before if p not in allowed] + keep[share:])
         missing = share - min(len(keep), share)
         if missing > 0:
             taken = self.leases.claim(pool, missing)
             if taken:
                 enqueue_batches(self.runtime.redis, {p: [] for p in taken}, force=True)
-        return sorted(self.leases.owned())
+        owned = sorted(self.leases.owned())
+        if owned != before:
+            self.ownership.register(self.report(owned))  # operators see it at once
+        return owned
 
     def round(self) -> None:
         """One turn of the loop: rebalance, reconcile when due, then consume owned queues."""
