@@ -23,7 +23,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Interval, and_, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Interval,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -204,12 +215,23 @@ class Ownership:
             "applied": report.applied,
             "heartbeat_at": now,
         }
+        inserted = dict(values)
+        updated = dict(values)
         if report.last_error is not None:
-            values |= {"last_error": report.last_error[:2000], "last_error_at": now}
+            error = report.last_error[:2000]
+            inserted |= {"last_error": error, "last_error_at": now}
+            # The time of the error, not of the heartbeat that repeats it.
+            updated |= {
+                "last_error": error,
+                "last_error_at": case(
+                    (workers.c.last_error.is_distinct_from(error), now),
+                    else_=workers.c.last_error_at,
+                ),
+            }
         connection.execute(
             _upsert(connection)(workers)
-            .values(name=report.name, **values)
-            .on_conflict_do_update(index_elements=["name"], set_=values)
+            .values(name=report.name, **inserted)
+            .on_conflict_do_update(index_elements=["name"], set_=updated)
         )
 
     def release(self, owner: str, held: Mapping[int, int]) -> None:

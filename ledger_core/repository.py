@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -239,6 +239,14 @@ class Repository:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+
+    def now(self) -> datetime:
+        """The database's clock (PostgreSQL: the transaction's start), so ages computed
+        against times the database stamped do not depend on this host's clock."""
+        if self.connection.dialect.name == "postgresql":
+            moment: datetime = self.connection.execute(select(func.now())).scalar_one()
+            return moment
+        return datetime.now(UTC)
 
     # Accounts
 
@@ -567,6 +575,13 @@ class Repository:
             )
             for row in rows
         ]
+
+    def count_failed(self) -> int:
+        return int(
+            self.connection.execute(
+                select(func.count()).where(posting_requests.c.status == PostingStatus.FAILED.value)
+            ).scalar_one()
+        )
 
     def requeue_failed(
         self, keys: Sequence[tuple[ClientId | None, str]] | None

@@ -286,6 +286,10 @@ class Ledger:
         with self.database.transaction() as repository:
             return repository.failed(limit)
 
+    def count_failed(self) -> int:
+        with self.database.transaction() as repository:
+            return repository.count_failed()
+
     def requeue_failed(
         self, keys: Sequence[tuple[ClientId | None, str]] | None
     ) -> dict[int, list[RequestId]]:
@@ -314,9 +318,9 @@ class Ledger:
         Cheap at any backlog: one index probe per partition and a capped count.
         """
         with self.database.transaction() as repository:
+            now = repository.now()
             oldest = repository.oldest_queued(self.partitions)
             queued = repository.count_queued(queued_max)
-        now = datetime.now(UTC)
         return {p: _age_s(moment, now) for p, moment in oldest.items()}, queued
 
     def stale_partitions(self, older_than_s: float) -> dict[int, RequestId]:
@@ -327,8 +331,8 @@ class Ledger:
     def partition_lag(self) -> list[PartitionLag]:
         """Every partition's queued requests and the age of its oldest one."""
         with self.database.transaction() as repository:
+            now = repository.now()
             rows = {p: (count, oldest) for p, count, oldest in repository.queued_by_partition()}
-        now = datetime.now(UTC)
         return [
             PartitionLag(
                 partition=partition,

@@ -8,6 +8,7 @@ postings applied, last error. Totals, and the failed postings waiting for an ope
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger_core.model import ClientId
@@ -42,6 +43,8 @@ def cluster_status(runtime: Runtime) -> dict[str, Any]:
                 "oldest_age_s": round(item.oldest_age_s, 3),
                 "jobs_waiting": depths.get(item.partition, 0),
                 "owner": lease.owner if lease is not None and lease.live else None,
+                # The last holder even when its lease expired: who lost the partition.
+                "lease_owner": lease.owner if lease is not None else None,
                 "lease_age_s": (
                     round(lease.age_s, 3)
                     if lease is not None and lease.live and lease.age_s is not None
@@ -79,7 +82,7 @@ def cluster_status(runtime: Runtime) -> dict[str, Any]:
             "refused_per_s": round(sum(p["refused_per_s"] for p in partitions), 1),
             "unowned_partitions": sum(1 for p in partitions if p["owner"] is None),
             "live_workers": sum(1 for w in workers if w.live),
-            "failed": len(failed),
+            "failed": runtime.ledger.count_failed(),
         },
         "failed": [
             {
@@ -96,6 +99,9 @@ def cluster_status(runtime: Runtime) -> dict[str, Any]:
         ],
         "rate_window_s": RATE_WINDOW_S,
         "lease_ttl_s": runtime.settings.lease_ttl_s,
+        "lag_max_s": runtime.settings.lag_max_s,
+        "queued_max": runtime.settings.queued_max,
+        "generated_at": datetime.now(UTC).isoformat(),
     }
 
 
