@@ -284,15 +284,17 @@ class Ownership:
             )
         return result
 
-    def workers(self) -> list[WorkerState]:
-        """Registered workers, live first; workers silent for long are forgotten here."""
+    def workers(self, *, forget_silent: bool = False) -> list[WorkerState]:
+        """Registered workers, live first. With `forget_silent` (workers pass it), rows of
+        workers silent for `WORKER_FORGET_AFTER_S` are deleted first."""
         with self.database.transaction() as repository:
             connection = repository.connection
-            connection.execute(
-                delete(workers).where(
-                    workers.c.heartbeat_at < _cutoff(connection, WORKER_FORGET_AFTER_S)
+            if forget_silent:
+                connection.execute(
+                    delete(workers).where(
+                        workers.c.heartbeat_at < _cutoff(connection, WORKER_FORGET_AFTER_S)
+                    )
                 )
-            )
             now = _db_now(connection)
             rows = connection.execute(select(workers).order_by(workers.c.name)).all()
         states = []

@@ -135,7 +135,7 @@ class PartitionWorker:
         if self.pinned is not None:
             pool, share = self.pinned, len(self.pinned)
         else:
-            live = [w for w in self.ownership.workers() if w.live]
+            live = [w for w in self.ownership.workers(forget_silent=True) if w.live]
             pool, share = fair_share(self.name, live, self.runtime.settings.partitions)
         before = sorted(self.leases.owned())
         allowed = set(pool)
