@@ -181,6 +181,25 @@ def batch_answers(response: httpx.Response, sending: Sending) -> Answers:
     return answers
 
 
+TRANSPORT_RETRIES = 2
+
+
+async def post_retrying(
+    client: httpx.AsyncClient, url: str, body: bytes, sending: Sending
+) -> httpx.Response:
+    """POST, sending the same body again when the connection failed before an answer came
+    (a kept-alive connection closed by the server as it was reused): the idempotency keys
+    make that safe, as for any client of the ledger. Each retry is counted."""
+    for attempt in range(TRANSPORT_RETRIES + 1):
+        try:
+            return await client.post(url, content=body, headers=JSON_HEADERS)
+        except httpx.TransportError as error:
+            if attempt == TRANSPORT_RETRIES:
+                raise
+            sending.errors[f"{type(error).__name__} (retried)"] += 1
+    raise AssertionError("unreachable")
+
+
 async def send(
     requests: list[Request],
     shape: Shape,
@@ -202,7 +221,7 @@ async def send(
             sending.postings_sent += len(request.keys)
             began = time.perf_counter()
             try:
-                response = await client.post(shape.url, content=request.body, headers=JSON_HEADERS)
+                response = await post_retrying(client, shape.url, request.body, sending)
                 answers = (
                     batch_answers(response, sending)
                     if shape.batch

@@ -47,23 +47,51 @@ def seeded(runtime: Runtime) -> tuple[uuid.UUID, uuid.UUID, int]:
 
 
 def _insert_entries(connection, position, legs) -> None:  # type: ignore[no-untyped-def]
-    for account_id, direction, amount in legs:
-        connection.execute(
-            text(
-                "INSERT INTO entries (transaction_position, account_id, currency, direction, "
-                "amount_minor) VALUES (:p, :a, 'USD', :d, :m)"
-            ),
-            {"p": position, "a": account_id, "d": direction, "m": amount},
-        )
+    """All `legs` in one INSERT statement, as the ledger writes a transaction's entries."""
+    values = ", ".join(f"(:p, :a{i}, 'USD', :d{i}, :m{i})" for i in range(len(legs)))
+    parameters = {"p": position}
+    for i, (account_id, direction, amount) in enumerate(legs):
+        parameters |= {f"a{i}": account_id, f"d{i}": direction, f"m{i}": amount}
+    connection.execute(
+        text(
+            "INSERT INTO entries (transaction_position, account_id, currency, direction, "
+            f"amount_minor) VALUES {values}"
+        ),
+        parameters,
+    )
 
 
-def test_unbalanced_entries_fail_at_commit_with_23514(
+def test_an_entry_that_unbalances_a_posted_transaction_fails_with_23514(
     runtime: Runtime, seeded: tuple[uuid.UUID, uuid.UUID, int]
 ) -> None:
     a, _b, position = seeded
     with pytest.raises(DBAPIError) as raised, runtime.database.engine.begin() as connection:
         _insert_entries(connection, position, [(a, "debit", 3)])
     assert _sqlstate(raised.value) == "23514"
+
+
+def test_a_statement_writing_unbalanced_entries_fails_with_23514(
+    runtime: Runtime, seeded: tuple[uuid.UUID, uuid.UUID, int]
+) -> None:
+    a, b, _position = seeded
+    with pytest.raises(DBAPIError) as raised, runtime.database.engine.begin() as connection:
+        request_id = connection.execute(
+            text(
+                "INSERT INTO posting_requests (client_id, idempotency_key, body_hash, partition,"
+                " document, status, finished_at) VALUES ('c', 'k2', 'h', 0, '{}', 'posted',"
+                " now()) RETURNING id"
+            )
+        ).scalar_one()
+        position = connection.execute(
+            text(
+                "INSERT INTO transactions (id, request_id, idempotency_key, currency, metadata)"
+                " VALUES (:id, :request, 'k2', 'USD', '{}') RETURNING position"
+            ),
+            {"id": uuid.uuid4(), "request": request_id},
+        ).scalar_one()
+        _insert_entries(connection, position, [(a, "debit", 5), (b, "credit", 4)])
+    assert _sqlstate(raised.value) == "23514"
+    assert "sum to 1 instead of 0" in str(raised.value)
 
 
 @pytest.mark.parametrize(
