@@ -3,9 +3,9 @@
 The database holds every invariant a second time, apart from the pure rules:
 amounts are positive, posted totals never negative, account flags hold on every row,
 (client, idempotency key) is unique, one transaction per accepted request, an entry's
-currency is its account's currency. On PostgreSQL the migrations add a trigger that
-every INSERT into entries leaves each transaction it touches summing to zero, and
-triggers that forbid updating or deleting entries and transactions.
+currency is its account's currency. On PostgreSQL the migration adds a deferred
+constraint trigger that each transaction's entries sum to zero and triggers that forbid
+updating or deleting entries and transactions.
 """
 
 from __future__ import annotations

@@ -339,3 +339,33 @@ def test_partition_view_counts_what_is_queued(
     view = client.get("/api/v1/ops/partitions").json()
     assert view["queued"] == 0
     assert all(row["jobs_waiting"] == 0 for row in view["partitions"])
+
+
+def test_a_large_batch_keeps_every_text_exactly_and_replays_as_one(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    """Large group commits travel as one JSON text: quotes, backslashes and non-ASCII text
+    come back as sent, in acceptance order, and a replay of the batch stores nothing new."""
+    payer, payee = pair
+    bodies = [
+        transfer(
+            payer,
+            payee,
+            "1.00",
+            f"BIG-{i:03}",
+            description=f'say "{i}" \\ naïve ✓ 支付',
+            metadata={"quote": '"', "backslash": "\\", "emoji": "💸", "n": str(i)},
+        )
+        for i in range(100)
+    ]
+    first = client.post("/api/v1/transactions/batch", json={"transactions": bodies})
+    assert [r["status"] for r in first.json()["results"]] == ["queued"] * 100
+    again = client.post("/api/v1/transactions/batch", json={"transactions": bodies})
+    assert again.status_code == 200
+    assert count_rows(runtime, "posting_requests") == 100
+    drain(runtime)
+    listed = client.get("/api/v1/transactions", params={"limit": 500}).json()["items"]
+    assert [t["idempotency_key"] for t in listed] == [f"BIG-{i:03}" for i in range(100)]
+    for i, stored in enumerate(listed):
+        assert stored["description"] == f'say "{i}" \\ naïve ✓ 支付'
+        assert stored["metadata"] == {"quote": '"', "backslash": "\\", "emoji": "💸", "n": str(i)}

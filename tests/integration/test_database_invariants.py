@@ -61,7 +61,7 @@ def _insert_entries(connection, position, legs) -> None:  # type: ignore[no-unty
     )
 
 
-def test_an_entry_that_unbalances_a_posted_transaction_fails_with_23514(
+def test_an_entry_that_unbalances_a_posted_transaction_fails_at_commit_with_23514(
     runtime: Runtime, seeded: tuple[uuid.UUID, uuid.UUID, int]
 ) -> None:
     a, _b, position = seeded
@@ -70,7 +70,7 @@ def test_an_entry_that_unbalances_a_posted_transaction_fails_with_23514(
     assert _sqlstate(raised.value) == "23514"
 
 
-def test_a_statement_writing_unbalanced_entries_fails_with_23514(
+def test_unbalanced_entries_of_a_new_transaction_fail_at_commit_with_23514(
     runtime: Runtime, seeded: tuple[uuid.UUID, uuid.UUID, int]
 ) -> None:
     a, b, _position = seeded

@@ -87,6 +87,7 @@ def test_workers_joining_under_load_share_the_partitions_within_15_s(
         while True:
             shares = _shares(runtime)
             if set(shares) == pids and all(low <= shares[pid] <= high for pid in pids):
+                print(f"balanced {dict(shares)} {time.monotonic() - started:.1f} s after joining")
                 break
             assert time.monotonic() - started < 15, f"not balanced after 15 s: {shares}"
             time.sleep(0.2)
@@ -119,6 +120,7 @@ def test_two_of_four_workers_killed_under_load_are_replaced_within_lease_time(
                 f"not owned again within lease time + 5 s: {_shares(runtime)}"
             )
             time.sleep(0.1)
+        print(f"owned again {time.monotonic() - killed:.1f} s after the kill")
         assert sum(_shares(runtime).values()) == 16
         time.sleep(1)
     wait_until_drained(runtime, timeout_s=60)
