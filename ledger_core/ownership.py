@@ -110,6 +110,20 @@ def _upsert(connection: Connection) -> Any:
     return pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
 
 
+def _held_by(owner: str, held: Mapping[int, int]) -> Any:
+    """The lease rows of `held` ({partition: token}) that `owner` still holds under those
+    tokens."""
+    return and_(
+        partition_leases.c.owner == owner,
+        or_(
+            *(
+                and_(partition_leases.c.partition == partition, partition_leases.c.token == token)
+                for partition, token in held.items()
+            )
+        ),
+    )
+
+
 def _set_lock_timeout(connection: Connection, seconds: float) -> None:
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(seconds * 1000)}ms'")
@@ -183,18 +197,7 @@ class Ownership:
             if held:
                 rows = connection.execute(
                     update(partition_leases)
-                    .where(
-                        partition_leases.c.owner == owner,
-                        or_(
-                            *(
-                                and_(
-                                    partition_leases.c.partition == partition,
-                                    partition_leases.c.token == token,
-                                )
-                                for partition, token in held.items()
-                            )
-                        ),
-                    )
+                    .where(_held_by(owner, held))
                     .values(renewed_at=_now(connection))
                     .returning(partition_leases.c.partition)
                 ).all()
@@ -243,18 +246,7 @@ class Ownership:
             _set_lock_timeout(connection, self.ttl_s / 3)
             connection.execute(
                 update(partition_leases)
-                .where(
-                    partition_leases.c.owner == owner,
-                    or_(
-                        *(
-                            and_(
-                                partition_leases.c.partition == partition,
-                                partition_leases.c.token == token,
-                            )
-                            for partition, token in held.items()
-                        )
-                    ),
-                )
+                .where(_held_by(owner, held))
                 .values(owner=None, renewed_at=None)
             )
 

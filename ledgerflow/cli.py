@@ -214,25 +214,11 @@ def ops_failed(
 ) -> None:
     """Postings that could not be applied (poison), oldest first, with their error."""
     from worker.runtime import get_runtime
+    from worker.status import failed_public
 
     failed = get_runtime().ledger.failed_postings(limit)
     if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "request_id": f.request_id,
-                        "client_id": f.client_id,
-                        "idempotency_key": f.idempotency_key,
-                        "partition": f.partition,
-                        "error_code": f.error_code,
-                        "error_detail": f.error_detail,
-                        "accepted_at": f.accepted_at.isoformat(),
-                    }
-                    for f in failed
-                ]
-            )
-        )
+        typer.echo(json.dumps([failed_public(f) for f in failed]))
         return
     if not failed:
         typer.echo("no failed postings")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger_core.model import ClientId
+from ledger_core.model import ClientId, FailedPosting
 from ledger_core.ownership import Ownership
 from worker.queues import enqueue_batches, queue_depths
 from worker.runtime import Runtime
@@ -23,6 +23,20 @@ RATE_WINDOW_S = 10
 def ownership_of(runtime: Runtime) -> Ownership:
     settings = runtime.settings
     return Ownership(runtime.database, partitions=settings.partitions, ttl_s=settings.lease_ttl_s)
+
+
+def failed_public(failed: FailedPosting) -> dict[str, Any]:
+    """A failed posting as operators read it (status JSON, `ledgerflow ops failed --json`)."""
+    return {
+        "request_id": failed.request_id,
+        "client_id": failed.client_id,
+        "idempotency_key": failed.idempotency_key,
+        "partition": failed.partition,
+        "error_code": failed.error_code,
+        "error_detail": failed.error_detail,
+        "accepted_at": failed.accepted_at.isoformat(),
+        "finished_at": None if failed.finished_at is None else failed.finished_at.isoformat(),
+    }
 
 
 def cluster_status(runtime: Runtime) -> dict[str, Any]:
@@ -84,19 +98,7 @@ def cluster_status(runtime: Runtime) -> dict[str, Any]:
             "live_workers": sum(1 for w in workers if w.live),
             "failed": runtime.ledger.count_failed(),
         },
-        "failed": [
-            {
-                "request_id": f.request_id,
-                "client_id": f.client_id,
-                "idempotency_key": f.idempotency_key,
-                "partition": f.partition,
-                "error_code": f.error_code,
-                "error_detail": f.error_detail,
-                "accepted_at": f.accepted_at.isoformat(),
-                "finished_at": None if f.finished_at is None else f.finished_at.isoformat(),
-            }
-            for f in failed
-        ],
+        "failed": [failed_public(f) for f in failed],
         "rate_window_s": RATE_WINDOW_S,
         "lease_ttl_s": runtime.settings.lease_ttl_s,
         "lag_max_s": runtime.settings.lag_max_s,

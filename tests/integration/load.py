@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from sqlalchemy import text
 
 from ledger_core.rules import posting_from_document
 from tests.integration.conftest import transfer
+from tests.integration.processes import Processes
 from worker.runtime import Runtime
 
 
@@ -131,3 +134,25 @@ def assert_apply_order_is_acceptance_order(runtime: Runtime) -> None:
         routing = posting_from_document(row.document).routing_account_id
         assert last.get(routing, 0) < row.id, f"request {row.id} applied out of order"
         last[routing] = row.id
+
+
+def assert_applied_once(runtime: Runtime, processes: Processes, expected: int) -> None:
+    """Exactly `expected` requests, all posted, one transaction each, and `ledgerflow verify`
+    passes."""
+    with runtime.database.engine.connect() as connection:
+        counts: dict[str, int] = dict(
+            connection.execute(
+                text("SELECT status, count(*) FROM posting_requests GROUP BY status")
+            ).all()
+        )
+        transactions = connection.execute(text("SELECT count(*) FROM transactions")).scalar_one()
+    assert counts == {"posted": expected}
+    assert transactions == expected
+    verify = subprocess.run(
+        [sys.executable, "-m", "ledgerflow", "verify", "--grace-s", "0"],
+        env=processes.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -28,22 +28,30 @@ def seeded(runtime: Runtime) -> tuple[uuid.UUID, uuid.UUID, int]:
                 ),
                 {"id": account_id},
             )
-        request_id = connection.execute(
-            text(
-                "INSERT INTO posting_requests (client_id, idempotency_key, body_hash, partition, "
-                "document, status, finished_at) VALUES ('c', 'k', 'h', 0, '{}', 'posted', now()) "
-                "RETURNING id"
-            )
-        ).scalar_one()
-        position = connection.execute(
-            text(
-                "INSERT INTO transactions (id, request_id, idempotency_key, currency, metadata) "
-                "VALUES (:id, :request, 'k', 'USD', '{}') RETURNING position"
-            ),
-            {"id": uuid.uuid4(), "request": request_id},
-        ).scalar_one()
+        position = _posted_transaction(connection, "k")
         _insert_entries(connection, position, [(a, "debit", 5), (b, "credit", 5)])
     return a, b, int(position)
+
+
+def _posted_transaction(connection, key: str) -> int:  # type: ignore[no-untyped-def]
+    """A posted request under `key` and its transaction row; returns the transaction's
+    position."""
+    request_id = connection.execute(
+        text(
+            "INSERT INTO posting_requests (client_id, idempotency_key, body_hash, partition, "
+            "document, status, finished_at) VALUES ('c', :key, 'h', 0, '{}', 'posted', now()) "
+            "RETURNING id"
+        ),
+        {"key": key},
+    ).scalar_one()
+    position = connection.execute(
+        text(
+            "INSERT INTO transactions (id, request_id, idempotency_key, currency, metadata) "
+            "VALUES (:id, :request, :key, 'USD', '{}') RETURNING position"
+        ),
+        {"id": uuid.uuid4(), "request": request_id, "key": key},
+    ).scalar_one()
+    return int(position)
 
 
 def _insert_entries(connection, position, legs) -> None:  # type: ignore[no-untyped-def]
@@ -75,20 +83,7 @@ def test_unbalanced_entries_of_a_new_transaction_fail_at_commit_with_23514(
 ) -> None:
     a, b, _position = seeded
     with pytest.raises(DBAPIError) as raised, runtime.database.engine.begin() as connection:
-        request_id = connection.execute(
-            text(
-                "INSERT INTO posting_requests (client_id, idempotency_key, body_hash, partition,"
-                " document, status, finished_at) VALUES ('c', 'k2', 'h', 0, '{}', 'posted',"
-                " now()) RETURNING id"
-            )
-        ).scalar_one()
-        position = connection.execute(
-            text(
-                "INSERT INTO transactions (id, request_id, idempotency_key, currency, metadata)"
-                " VALUES (:id, :request, 'k2', 'USD', '{}') RETURNING position"
-            ),
-            {"id": uuid.uuid4(), "request": request_id},
-        ).scalar_one()
+        position = _posted_transaction(connection, "k2")
         _insert_entries(connection, position, [(a, "debit", 5), (b, "credit", 4)])
     assert _sqlstate(raised.value) == "23514"
     assert "sum to 1 instead of 0" in str(raised.value)

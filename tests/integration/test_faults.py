@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -18,19 +17,14 @@ import httpx
 from sqlalchemy import text
 
 from tests.integration.conftest import transfer
+from tests.integration.load import (
+    assert_applied_once,
+    open_accounts,
+    queued,
+    wait_until_drained,
+)
 from tests.integration.processes import Processes
 from worker.runtime import Runtime
-
-
-def _accounts(api: str, count: int) -> list[str]:
-    with httpx.Client(base_url=api, timeout=30) as client:
-        return [
-            client.post(
-                "/api/v1/accounts",
-                json={"name": f"a{i}", "account_type": "asset", "currency": "USD"},
-            ).json()["id"]
-            for i in range(count)
-        ]
 
 
 def _submit(
@@ -55,48 +49,12 @@ def _submit(
             time.sleep(pause_s)
 
 
-def _queued(runtime: Runtime) -> int:
-    with runtime.database.engine.connect() as connection:
-        return int(
-            connection.execute(
-                text("SELECT count(*) FROM posting_requests WHERE status = 'queued'")
-            ).scalar_one()
-        )
-
-
-def _wait_until_drained(runtime: Runtime, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _queued(runtime):
-        assert time.monotonic() < deadline, f"{_queued(runtime)} postings still queued"
-        time.sleep(0.2)
-
-
-def _assert_applied_once(runtime: Runtime, expected: int, processes: Processes) -> None:
-    with runtime.database.engine.connect() as connection:
-        counts = dict(
-            connection.execute(
-                text("SELECT status, count(*) FROM posting_requests GROUP BY status")
-            ).all()
-        )
-        transactions = connection.execute(text("SELECT count(*) FROM transactions")).scalar_one()
-    assert counts == {"posted": expected}
-    assert transactions == expected
-    verify = subprocess.run(
-        [sys.executable, "-m", "ledgerflow", "verify", "--grace-s", "0"],
-        env=processes.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
-
-
 def test_workers_killed_repeatedly_while_draining_apply_each_posting_once(
     runtime: Runtime, processes: Processes
 ) -> None:
     processes.env["LEDGERFLOW_APPLY_BATCH_MAX"] = "25"
     api = processes.start_api()
-    accounts = _accounts(api, 40)
+    accounts = open_accounts(api, 40)
     submitter = threading.Thread(
         target=_submit, args=(api, accounts, 3000, "KILL"), kwargs={"batch": 100, "pause_s": 0.1}
     )
@@ -108,20 +66,20 @@ def test_workers_killed_repeatedly_while_draining_apply_each_posting_once(
         alive.append(processes.start_worker())
         time.sleep(rng.uniform(0.5, 2.0))
         victim = alive.pop(rng.randrange(len(alive)))
-        kills_with_work_pending += bool(_queued(runtime))
+        kills_with_work_pending += bool(queued(runtime))
         processes.kill(victim)
     submitter.join(timeout=120)
     assert kills_with_work_pending >= 3, "too few workers were killed while work was pending"
     processes.start_worker()
-    _wait_until_drained(runtime, timeout_s=90)
-    _assert_applied_once(runtime, 3000, processes)
+    wait_until_drained(runtime, timeout_s=90)
+    assert_applied_once(runtime, processes, 3000)
 
 
 def test_redis_restarted_empty_with_postings_queued_loses_nothing(
     runtime: Runtime, processes: Processes
 ) -> None:
     api = processes.start_api()
-    accounts = _accounts(api, 20)
+    accounts = open_accounts(api, 20)
     _submit(api, accounts, 1000, "WIPE")
     processes.kill_redis()
     with httpx.Client(base_url=api, timeout=30) as client:
@@ -131,11 +89,11 @@ def test_redis_restarted_empty_with_postings_queued_loses_nothing(
         )
         assert response.status_code == 202
     processes.start_redis()
-    assert _queued(runtime) == 1001
+    assert queued(runtime) == 1001
     processes.start_worker()
     processes.start_worker()
-    _wait_until_drained(runtime, timeout_s=60)
-    _assert_applied_once(runtime, 1001, processes)
+    wait_until_drained(runtime, timeout_s=60)
+    assert_applied_once(runtime, processes, 1001)
 
 
 def test_sigterm_finishes_the_batch_in_hand_releases_leases_and_exits_0(
@@ -143,11 +101,11 @@ def test_sigterm_finishes_the_batch_in_hand_releases_leases_and_exits_0(
 ) -> None:
     processes.env["LEDGERFLOW_APPLY_BATCH_MAX"] = "50"
     api = processes.start_api()
-    accounts = _accounts(api, 10)
+    accounts = open_accounts(api, 10)
     _submit(api, accounts, 2000, "TERM")
     worker = processes.start_worker()
     deadline = time.monotonic() + 30
-    while _queued(runtime) == 2000:
+    while queued(runtime) == 2000:
         assert time.monotonic() < deadline, "the worker never started applying"
         time.sleep(0.05)
     asked = time.monotonic()
@@ -160,7 +118,7 @@ def test_sigterm_finishes_the_batch_in_hand_releases_leases_and_exits_0(
         ).scalar_one()
         registered = connection.execute(text("SELECT count(*) FROM workers")).scalar_one()
     assert (owners, registered) == (0, 0), "leases were not released"
-    assert _queued(runtime) > 0, "the worker drained everything before it was asked to stop"
+    assert queued(runtime) > 0, "the worker drained everything before it was asked to stop"
     processes.start_worker()
-    _wait_until_drained(runtime, timeout_s=60)
-    _assert_applied_once(runtime, 2000, processes)
+    wait_until_drained(runtime, timeout_s=60)
+    assert_applied_once(runtime, processes, 2000)

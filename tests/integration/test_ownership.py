@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from sqlalchemy import text
 
 from tests.integration.load import (
     SteadyLoad,
+    assert_applied_once,
     assert_apply_order_is_acceptance_order,
     open_accounts,
     owners,
@@ -40,26 +39,6 @@ def _owner_pid(owner: str | None) -> int | None:
 
 def _shares(runtime: Runtime) -> Counter[int | None]:
     return Counter(_owner_pid(owner) for owner in owners(runtime, LEASE_TTL_S).values())
-
-
-def _assert_applied_once(runtime: Runtime, processes: Processes, expected: int) -> None:
-    with runtime.database.engine.connect() as connection:
-        counts = dict(
-            connection.execute(
-                text("SELECT status, count(*) FROM posting_requests GROUP BY status")
-            ).all()
-        )
-        transactions = connection.execute(text("SELECT count(*) FROM transactions")).scalar_one()
-    assert counts == {"posted": expected}
-    assert transactions == expected
-    verify = subprocess.run(
-        [sys.executable, "-m", "ledgerflow", "verify", "--grace-s", "0"],
-        env=processes.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 @pytest.fixture
@@ -94,7 +73,7 @@ def test_workers_joining_under_load_share_the_partitions_within_15_s(
         time.sleep(1)  # keep the load on across the handovers
     assert load.sent >= 1000
     wait_until_drained(runtime, timeout_s=60)
-    _assert_applied_once(runtime, sixteen, load.sent)
+    assert_applied_once(runtime, sixteen, load.sent)
     assert_apply_order_is_acceptance_order(runtime)
 
 
@@ -124,7 +103,7 @@ def test_two_of_four_workers_killed_under_load_are_replaced_within_lease_time(
         assert sum(_shares(runtime).values()) == 16
         time.sleep(1)
     wait_until_drained(runtime, timeout_s=60)
-    _assert_applied_once(runtime, sixteen, load.sent)
+    assert_applied_once(runtime, sixteen, load.sent)
     assert_apply_order_is_acceptance_order(runtime)
 
 
@@ -195,5 +174,5 @@ def test_a_worker_paused_past_its_lease_cannot_commit_its_batch(
             time.sleep(0.2)
         assert paused.poll() is None, "the resumed worker died instead of standing down"
     wait_until_drained(runtime, timeout_s=60)
-    _assert_applied_once(runtime, processes, load.sent)
+    assert_applied_once(runtime, processes, load.sent)
     assert_apply_order_is_acceptance_order(runtime)
