@@ -45,8 +45,11 @@ def shown(value: Any) -> str:
 
 
 def trouble(summary: Figures, mode: str) -> str:
-    """Errors, waits that ran out, and sampled postings not posted, as one cell."""
+    """Errors, requests sent again, waits that ran out, and sampled postings not posted,
+    as one cell."""
     counts = dict(summary["errors"])
+    for name, count in summary["retried"].items():
+        counts[f"{name} (retried)"] = count
     if mode == "waited" and summary["answered"].get("queued"):
         counts["202 wait ran out"] = summary["answered"]["queued"]
     for status in ("rejected", "failed"):

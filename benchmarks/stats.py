@@ -25,7 +25,7 @@ MEDIAN_FIGURES = (
 )
 LATENCIES = ("request_latency_ms", "accept_to_applied_ms")
 PERCENTILES = ("p50", "p95", "p99")
-TOTALS = ("errors", "answered", "statuses", "poll_errors")
+TOTALS = ("errors", "retried", "answered", "statuses", "poll_errors")
 # name: (queued mode whose applied/s is divided, by the direct single applied/s of the run)
 RATIOS = {
     "queued_batch_vs_direct_single": "batch",
@@ -72,6 +72,7 @@ def phase_figures(
         "postings_sent": sending.postings_sent,
         "accepted": sending.accepted,
         "errors": dict(sending.errors),
+        "retried": dict(sending.retried),
         "answered": dict(sending.answered),
         "send_s": rounded(send_s),
         # Near 1.0, the benchmark client itself, not the service, set the accept rate.
