@@ -18,7 +18,6 @@ Refusal codes in order of precedence (the first that applies is reported):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from ledger_core.errors import (
     AccountInactive,
@@ -78,7 +77,8 @@ def check_totals(after: Sequence[Balance]) -> Refusal | None:
     for balance in after:
         if balance.debits_posted > BIGINT_MAX or balance.credits_posted > BIGINT_MAX:
             return BalanceOverflow(f"account {balance.account_id} would pass the largest amount")
-    for balance in after:
+    constrained = [balance for balance in after if balance.flags]
+    for balance in constrained:
         if (
             AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS in balance.flags
             and balance.debits_posted > balance.credits_posted
@@ -86,7 +86,7 @@ def check_totals(after: Sequence[Balance]) -> Refusal | None:
             return InsufficientFunds(
                 f"account {balance.account_id} would have debits greater than credits"
             )
-    for balance in after:
+    for balance in constrained:
         if (
             AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS in balance.flags
             and balance.credits_posted > balance.debits_posted
@@ -97,6 +97,18 @@ def check_totals(after: Sequence[Balance]) -> Refusal | None:
     return None
 
 
+def moved(balance: Balance, debits: int, credits: int) -> Balance:
+    """`balance` with `debits` and `credits` added to its posted totals."""
+    return Balance(
+        account_id=balance.account_id,
+        currency=balance.currency,
+        status=balance.status,
+        flags=balance.flags,
+        debits_posted=balance.debits_posted + debits,
+        credits_posted=balance.credits_posted + credits,
+    )
+
+
 def apply_posting(
     balances: Mapping[AccountId, Balance], posting: Posting
 ) -> tuple[list[Balance], Refusal | None]:
@@ -105,11 +117,7 @@ def apply_posting(
     if refusal is not None:
         return [], refusal
     after = [
-        replace(
-            balances[account_id],
-            debits_posted=balances[account_id].debits_posted + debits,
-            credits_posted=balances[account_id].credits_posted + credits,
-        )
+        moved(balances[account_id], debits, credits)
         for account_id, (debits, credits) in account_deltas(posting).items()
     ]
     refusal = check_totals(after)

@@ -63,7 +63,7 @@ class PostingStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Balance:
     """An account's posted totals as the engine sees them while its row is locked."""
 
@@ -95,14 +95,14 @@ class Account:
         return self.credits_posted - self.debits_posted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     account_id: AccountId
     direction: Direction
     amount_minor: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Posting:
     """A validated request to post one balanced transaction."""
 
@@ -119,7 +119,7 @@ class Posting:
         return next(e.account_id for e in self.entries if e.direction is Direction.DEBIT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueuedPosting:
     """A posting as the worker reads it back from the intake table."""
 
@@ -128,7 +128,7 @@ class QueuedPosting:
     posting: Posting
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The engine's verdict on one posting: posted, or refused with a stable code."""
 

@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ledger_core.errors import (
     InvalidEntries,
@@ -156,13 +157,22 @@ def posting_from_document(document: Mapping[str, object]) -> Posting:
         idempotency_key=str(document["idempotency_key"]),
         currency=str(document["currency"]),
         entries=tuple(
-            Entry(AccountId(uuid.UUID(account)), Direction(direction), int(amount))
+            Entry(_account_id(account), _DIRECTIONS[direction], int(amount))
             for account, direction, amount in entries
         ),
         reference=_optional_str(document.get("reference")),
         description=_optional_str(document.get("description")),
         metadata={str(k): str(v) for k, v in metadata.items()},
     )
+
+
+_DIRECTIONS = {direction.value: direction for direction in Direction}
+
+
+@lru_cache(maxsize=65_536)
+def _account_id(text: str) -> AccountId:
+    """Parsed once per process for the accounts a worker keeps seeing (hot accounts)."""
+    return AccountId(uuid.UUID(text))
 
 
 def _optional_str(value: object) -> str | None:
