@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -19,8 +22,16 @@ from api.presenters import posting_public, status_url
 from api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from api.waiting import OutcomeHub
 from ledger_core.errors import REFUSALS
-from ledger_core.model import ClientId, PostingRecord, PostingStatus
+from ledger_core.model import (
+    ClientId,
+    Posting,
+    PostingRecord,
+    PostingStatus,
+    Transaction,
+    TransactionId,
+)
 from ledger_core.services import Ledger
+from worker.outcomes import Wakeup
 
 WAIT_S_MAX = 30.0
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*\"?([0-9]+(?:\.[0-9]+)?)\"?", re.IGNORECASE)
@@ -44,16 +55,59 @@ async def settle(
     wait_s: float,
     ledger: Ledger,
     hub: OutcomeHub,
+    since: float,
+    posting: Posting | None = None,
 ) -> PostingRecord:
-    """Wait (if asked) for a queued posting, and load the transaction of a posted one."""
+    """Wait (if asked) for a queued posting, and load the transaction of a posted one.
+
+    `since` is `time.monotonic()` taken before `record` was committed or read (see
+    `OutcomeHub.wait`). With the `posting` that was accepted, a published outcome is
+    answered as is; otherwise the record is read back from PostgreSQL.
+    """
     if record.status is PostingStatus.QUEUED and wait_s > 0:
-        finished = await hub.wait(record.request_id, wait_s)
-        WAITS.labels("finished" if finished else "timed_out").inc()
-        if not finished:
+        wakeup = await hub.wait(record.request_id, wait_s, since)
+        WAITS.labels("finished" if wakeup is not None else "timed_out").inc()
+        if wakeup is None:
             return record
+        if posting is not None:
+            finished = finished_record(record, posting, wakeup)
+            if finished is not None:
+                return finished
     elif record.status is not PostingStatus.POSTED or record.transaction is not None:
         return record
     return await asyncio.to_thread(ledger.get_posting, client_id, record.idempotency_key)
+
+
+def finished_record(
+    record: PostingRecord, posting: Posting, wakeup: Wakeup
+) -> PostingRecord | None:
+    """The record a wake-up implies for the queued `record` of `posting`, if it says enough.
+
+    The stored document of a request is this posting's canonical form (its body hash
+    matched at intake), so the transaction is the posting's fields with the id and posting
+    time the worker published: what reading it back would return.
+    """
+    if wakeup.status is PostingStatus.POSTED and wakeup.transaction_id and wakeup.posted_at:
+        transaction = Transaction(
+            id=TransactionId(uuid.UUID(wakeup.transaction_id)),
+            request_id=record.request_id,
+            idempotency_key=posting.idempotency_key,
+            currency=posting.currency,
+            entries=posting.entries,
+            reference=posting.reference,
+            description=posting.description,
+            metadata=dict(posting.metadata),
+            posted_at=datetime.fromisoformat(wakeup.posted_at),
+        )
+        return replace(record, status=PostingStatus.POSTED, transaction=transaction)
+    if wakeup.status is PostingStatus.REJECTED and wakeup.code is not None:
+        return replace(
+            record,
+            status=PostingStatus.REJECTED,
+            error_code=wakeup.code,
+            error_detail=wakeup.detail,
+        )
+    return None
 
 
 def posting_answer(record: PostingRecord, *, replayed: bool, wait_s: float = 0) -> JSONResponse:

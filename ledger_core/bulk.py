@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
 
-from ledger_core.model import Balance, Outcome, QueuedPosting
+from ledger_core.model import Balance, Outcome, Posted, QueuedPosting, RequestId
 
 if TYPE_CHECKING:
     from ledger_core.repository import IntakeRow
@@ -78,14 +78,17 @@ _INSERT_TRANSACTIONS_AND_ENTRIES = text(
                coalesce(p.document->'metadata', '{}'::jsonb)
           FROM posted AS p
          ORDER BY p.n
-        RETURNING position, request_id, currency
+        RETURNING position, request_id, currency, id, posted_at
+    ),
+    new_entries AS (
+        INSERT INTO entries (transaction_position, account_id, currency, direction, amount_minor)
+        SELECT n.position, (e.leg->>0)::uuid, n.currency, e.leg->>1, (e.leg->>2)::bigint
+          FROM new_transactions AS n
+          JOIN posted AS p ON p.id = n.request_id,
+               jsonb_array_elements(p.document->'entries') WITH ORDINALITY AS e(leg, n)
+         ORDER BY n.position, e.n
     )
-    INSERT INTO entries (transaction_position, account_id, currency, direction, amount_minor)
-    SELECT n.position, (e.leg->>0)::uuid, n.currency, e.leg->>1, (e.leg->>2)::bigint
-      FROM new_transactions AS n
-      JOIN posted AS p ON p.id = n.request_id,
-           jsonb_array_elements(p.document->'entries') WITH ORDINALITY AS e(leg, n)
-     ORDER BY n.position, e.n
+    SELECT request_id, id::text, posted_at FROM new_transactions
     """
 )
 
@@ -140,12 +143,13 @@ def insert_requests(connection: Connection, rows: Sequence[IntakeRow]) -> list[A
     return list(connection.execute(_INSERT_REQUESTS_JSON, {"rows": payload}).all())
 
 
-def insert_transactions(connection: Connection, accepted: Sequence[QueuedPosting]) -> None:
+def insert_transactions(connection: Connection, accepted: Sequence[QueuedPosting]) -> Posted:
     """Post `accepted` (locked queued requests), in order, from their stored documents."""
-    connection.execute(
+    rows = connection.execute(
         _INSERT_TRANSACTIONS_AND_ENTRIES,
         {"request_ids": int_array([queued.request_id for queued in accepted])},
-    )
+    ).all()
+    return Posted({RequestId(row[0]): row[1] for row in rows}, rows[0][2] if rows else None)
 
 
 def update_totals(connection: Connection, balances: Sequence[Balance]) -> None:

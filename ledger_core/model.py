@@ -139,6 +139,15 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Posted:
+    """What a batch's writes produced: each posted request's transaction id, and the
+    posting time they share (the batch transaction's)."""
+
+    transaction_ids: dict[RequestId, str] = field(default_factory=dict)
+    posted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Transaction:
     id: TransactionId
     request_id: RequestId

@@ -56,6 +56,7 @@ from ledger_core.model import (
     FailedPosting,
     Fence,
     Outcome,
+    Posted,
     PostingRecord,
     PostingStatus,
     QueuedPosting,
@@ -147,6 +148,20 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Repository]:
         with map_database_errors(), self.engine.begin() as connection:
+            yield Repository(connection)
+
+    @contextmanager
+    def reads(self) -> Iterator[Repository]:
+        """Statements that only read, each on its own (autocommit on PostgreSQL): no BEGIN
+        and COMMIT round trips around a single query. SQLite reads in a transaction."""
+        if self.dialect == "sqlite":
+            with self.transaction() as repository:
+                yield repository
+            return
+        with (
+            map_database_errors(),
+            self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+        ):
             yield Repository(connection)
 
     def ping(self) -> None:
@@ -401,6 +416,18 @@ class Repository:
             for row in rows
         ]
 
+    def has_queued(self, partition: int) -> bool:
+        """Whether the partition holds a queued request (one probe of the queued index)."""
+        found = self.connection.execute(
+            select(posting_requests.c.id)
+            .where(
+                posting_requests.c.partition == partition,
+                posting_requests.c.status == PostingStatus.QUEUED.value,
+            )
+            .limit(1)
+        ).first()
+        return found is not None
+
     def lock_oldest_queued_id(self, partition: int) -> RequestId | None:
         """Lock the oldest queued request of a partition without reading its document."""
         request_id = self.connection.execute(
@@ -447,17 +474,19 @@ class Repository:
         postings: Sequence[QueuedPosting],
         outcomes: Sequence[Outcome],
         balances: Sequence[Balance],
-    ) -> None:
-        """Store what one applied batch decided: transactions, entries, totals, statuses."""
+    ) -> Posted:
+        """Store what one applied batch decided: transactions, entries, totals, statuses.
+
+        Returns the transaction ids of the posted requests (PostgreSQL; SQLite returns none
+        and waiters read the record back)."""
         by_request = {queued.request_id: queued for queued in postings}
         accepted = [by_request[o.request_id] for o in outcomes if o.posted]
         if self.connection.dialect.name == "postgresql":
-            if accepted:
-                bulk.insert_transactions(self.connection, accepted)
+            posted = bulk.insert_transactions(self.connection, accepted) if accepted else Posted()
             if balances:
                 bulk.update_totals(self.connection, balances)
             bulk.finish_requests(self.connection, outcomes)
-            return
+            return posted
         # SQLite, the embedded default: the same writes as executemany statements.
         if accepted:
             self._insert_transactions(accepted)
@@ -499,6 +528,7 @@ class Repository:
                 for o in outcomes
             ],
         )
+        return Posted()
 
     def _insert_transactions(self, accepted: Sequence[QueuedPosting]) -> None:
         inserted = self.connection.execute(

@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -37,6 +37,7 @@ from ledger_core.model import (
     Fence,
     Outcome,
     Page,
+    Posted,
     Posting,
     PostingRecord,
     PostingStatus,
@@ -86,6 +87,7 @@ class AppliedBatch:
     partition: int
     postings: list[QueuedPosting]
     outcomes: list[Outcome]
+    posted: Posted = field(default_factory=Posted)
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,16 @@ def _conflict(idempotency_key: str) -> Accepted:
     )
 
 
-def _apply_locked(repository: Repository, queued: Sequence[QueuedPosting]) -> list[Outcome]:
+def _apply_locked(
+    repository: Repository, queued: Sequence[QueuedPosting]
+) -> tuple[list[Outcome], Posted]:
     """Lock the accounts of `queued` in sorted order, run the engine, write every outcome."""
     touched = {e.account_id for q in queued for e in q.posting.entries}
     balances = repository.lock_balances(touched)
     after, outcomes = apply_postings(balances, queued)
     changed = [b for account_id, b in after.items() if b != balances.get(account_id)]
-    repository.write_batch(queued, outcomes, changed)
-    return outcomes
+    posted = repository.write_batch(queued, outcomes, changed)
+    return outcomes, posted
 
 
 class Ledger:
@@ -263,10 +267,19 @@ class Ledger:
                 queued = repository.lock_queued(partition, limit)
                 if not queued:
                     return AppliedBatch(partition, [], [])
-                outcomes = _apply_locked(repository, queued)
-            return AppliedBatch(partition, queued, outcomes)
+                outcomes, posted = _apply_locked(repository, queued)
+            return AppliedBatch(partition, queued, outcomes, posted)
 
         return self._retrying(apply)
+
+    def has_queued(self, partition: int) -> bool:
+        """Whether the partition holds a queued request; one query, no transaction."""
+
+        def probe() -> bool:
+            with self.database.reads() as repository:
+                return repository.has_queued(partition)
+
+        return self._retrying(probe)
 
     def fail_oldest(
         self, partition: int, code: str, detail: str, fence: Fence | None = None

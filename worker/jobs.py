@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
 from ledger_core.errors import LeaseLost, TransientFault
-from ledger_core.model import Fence, Outcome, PostingStatus
-from worker.outcomes import publish_outcomes
+from ledger_core.model import Fence, PostingStatus
+from ledger_core.services import AppliedBatch
+from worker.outcomes import Wakeup, publish_outcomes
 from worker.queues import enqueue_batches, pending_key
 from worker.runtime import Runtime, get_runtime
 
@@ -52,8 +52,9 @@ def apply_partition(partition: int, request_ids: list[int]) -> int:
             # after deleting it sees all of them; any accepted later find no marker and
             # enqueue a job of their own.
             runtime.redis.delete(pending_key(partition))
-            more, drained = drain_partition(runtime, partition)
-            applied += more
+            if runtime.ledger.has_queued(partition):
+                more, drained = drain_partition(runtime, partition)
+                applied += more
             if not drained:
                 enqueue_batches(runtime.redis, {partition: request_ids})
         else:
@@ -98,7 +99,7 @@ def drain_partition(runtime: Runtime, partition: int) -> tuple[int, bool]:
             continue
         elapsed = time.perf_counter() - started
         if batch.postings:
-            _announce(runtime, partition, batch.outcomes, elapsed)
+            _announce(runtime, partition, batch, elapsed)
         applied += len(batch.postings)
         if len(batch.postings) < limit:
             return applied, True
@@ -107,23 +108,24 @@ def drain_partition(runtime: Runtime, partition: int) -> tuple[int, bool]:
     return applied, False
 
 
-def _announce(
-    runtime: Runtime, partition: int, outcomes: Sequence[Outcome], elapsed: float
-) -> None:
+def wakeups(batch: AppliedBatch) -> list[Wakeup]:
+    """What the batch's wake-up says of each request: posted with its transaction, or refused."""
+    ids = batch.posted.transaction_ids
+    posted_at = None if batch.posted.posted_at is None else batch.posted.posted_at.isoformat()
+    return [
+        Wakeup(o.request_id, PostingStatus.POSTED, ids.get(o.request_id), posted_at)
+        if o.posted
+        else Wakeup(o.request_id, PostingStatus.REJECTED, code=o.code, detail=o.detail)
+        for o in batch.outcomes
+    ]
+
+
+def _announce(runtime: Runtime, partition: int, batch: AppliedBatch, elapsed: float) -> None:
     """Wake waiters and count the batch; the batch is committed whatever Redis says."""
     try:
         with runtime.redis.pipeline(transaction=False) as pipeline:
-            publish_outcomes(
-                pipeline,
-                [
-                    (
-                        o.request_id,
-                        (PostingStatus.POSTED if o.posted else PostingStatus.REJECTED).value,
-                    )
-                    for o in outcomes
-                ],
-            )
-            runtime.telemetry.record_batch(pipeline, partition, outcomes, elapsed)
+            publish_outcomes(pipeline, wakeups(batch))
+            runtime.telemetry.record_batch(pipeline, partition, batch.outcomes, elapsed)
             pipeline.execute()
     except RedisError as error:
         log.warning("batch of partition %d committed; Redis missed it: %r", partition, error)
@@ -140,5 +142,5 @@ def _isolate(
     failed = runtime.ledger.fail_oldest(partition, "apply_failed", repr(error)[:1000], fence)
     if failed is not None:
         runtime.telemetry.count("postings|failed|apply_failed")
-        publish_outcomes(runtime.redis, [(failed, PostingStatus.FAILED.value)])
+        publish_outcomes(runtime.redis, [Wakeup(failed, PostingStatus.FAILED)])
     return runtime.settings.apply_batch_max

@@ -1,24 +1,60 @@
 """Wake-ups: after a batch commits, the worker publishes each request's new status.
 
-The message is only a wake-up: PostgreSQL stays the record, and a waiter that misses a
-message still finds the outcome there when its wait runs out.
+PostgreSQL stays the record; a waiter that misses a message still finds the outcome there
+(the API's sweep, or when its wait runs out). A posted request's wake-up also carries its
+transaction's id and posting time, and a rejected one its refusal, so an API process that
+holds the posting it accepted can answer a waiting client without reading it back.
+
+Message: a JSON list with one item per request,
+`[id, "posted", transaction_id, posted_at]`, `[id, "rejected", code, detail]` or
+`[id, status]` when nothing more is known.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
+
+from ledger_core.model import PostingStatus
 
 OUTCOMES_CHANNEL = "ledgerflow:outcomes"
 
 
-def publish_outcomes(redis: Redis, finished: Iterable[tuple[int, str]]) -> None:
-    message = json.dumps([[request_id, status] for request_id, status in finished])
-    if message != "[]":
-        redis.publish(OUTCOMES_CHANNEL, message)
+@dataclass(frozen=True, slots=True)
+class Wakeup:
+    request_id: int
+    status: PostingStatus
+    transaction_id: str | None = None
+    posted_at: str | None = None
+    code: str | None = None
+    detail: str | None = None
+
+    def item(self) -> list[Any]:
+        if self.status is PostingStatus.POSTED and self.transaction_id is not None:
+            return [self.request_id, self.status.value, self.transaction_id, self.posted_at]
+        if self.status is PostingStatus.REJECTED and self.code is not None:
+            return [self.request_id, self.status.value, self.code, self.detail]
+        return [self.request_id, self.status.value]
 
 
-def parse_outcomes(message: bytes | str) -> list[tuple[int, str]]:
-    return [(int(request_id), str(status)) for request_id, status in json.loads(message)]
+def publish_outcomes(redis: Redis, finished: Iterable[Wakeup]) -> None:
+    items = [wakeup.item() for wakeup in finished]
+    if items:
+        redis.publish(OUTCOMES_CHANNEL, json.dumps(items, separators=(",", ":")))
+
+
+def parse_outcomes(message: bytes | str) -> list[Wakeup]:
+    wakeups = []
+    for item in json.loads(message):
+        request_id, status = int(item[0]), PostingStatus(item[1])
+        if len(item) == 4 and status is PostingStatus.POSTED:
+            wakeups.append(Wakeup(request_id, status, transaction_id=item[2], posted_at=item[3]))
+        elif len(item) == 4 and status is PostingStatus.REJECTED:
+            wakeups.append(Wakeup(request_id, status, code=item[2], detail=item[3]))
+        else:
+            wakeups.append(Wakeup(request_id, status))
+    return wakeups

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query
@@ -29,8 +30,14 @@ async def get_posting(
 ) -> JSONResponse:
     """`{status: queued|posted|rejected|failed}`; 404 for a key never accepted."""
     check_idempotency_key(idempotency_key)
+    since = time.monotonic()
     record = await asyncio.to_thread(ledger.get_posting, client_id, idempotency_key)
     record = await settle(
-        record, client_id=client_id, wait_s=wait_seconds(wait, prefer), ledger=ledger, hub=hub
+        record,
+        client_id=client_id,
+        wait_s=wait_seconds(wait, prefer),
+        ledger=ledger,
+        hub=hub,
+        since=since,
     )
     return JSONResponse(posting_public(record).model_dump(mode="json"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -63,13 +64,20 @@ async def submit_transaction(
     prefer: PreferHeader = None,
 ) -> JSONResponse:
     posting = to_posting(body)
+    since = time.monotonic()
     [accepted] = await intake.submit([(client_id, posting)])
     if accepted.conflict is not None:
         raise accepted.conflict
     assert accepted.record is not None
     wait_s = wait_seconds(wait, prefer)
     record = await settle(
-        accepted.record, client_id=client_id, wait_s=wait_s, ledger=ledger, hub=hub
+        accepted.record,
+        client_id=client_id,
+        wait_s=wait_s,
+        ledger=ledger,
+        hub=hub,
+        since=since,
+        posting=posting,
     )
     return posting_answer(record, replayed=not accepted.created, wait_s=wait_s)
 

@@ -120,6 +120,54 @@ def test_wait_answers_201_once_applied_by_a_worker(
     assert response.json()["transaction"]["entries"][0]["amount"] == "5.00"
 
 
+def test_a_waited_answer_is_what_reading_the_posting_back_returns(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    """A waiting request is answered from the worker's wake-up (transaction id, posting
+    time, refusal) and the posting it sent: byte for byte what the status URL returns."""
+    wallet, merchant = pair
+    euros = open_account(client, currency="EUR")
+    bodies = {
+        "RICH-1": transfer(
+            wallet,
+            merchant,
+            "12.30",
+            "RICH-1",
+            reference="R-1",
+            description='say "hi" \\ naïve ✓ 支付',
+            metadata={"quote": '"', "emoji": "💸"},
+        ),
+        "PLAIN-2": transfer(wallet, merchant, "7", "PLAIN-2"),
+        "EUR-3": transfer(wallet, euros, "1.00", "EUR-3"),
+    }
+    answers: dict[str, httpx.Response] = {}
+
+    def send(key: str) -> None:
+        answers[key] = client.post("/api/v1/transactions?wait=10", json=bodies[key])
+
+    senders = [threading.Thread(target=send, args=(key,)) for key in bodies]
+    for sender in senders:
+        sender.start()
+    time.sleep(0.3)
+    drain(runtime)
+    for sender in senders:
+        sender.join(timeout=15)
+    assert {key: r.status_code for key, r in answers.items()} == {
+        "RICH-1": 201,
+        "PLAIN-2": 201,
+        "EUR-3": 422,
+    }
+    for key in ("RICH-1", "PLAIN-2"):
+        assert answers[key].json() == client.get(f"/api/v1/postings/{key}").json(), key
+    rich = answers["RICH-1"].json()["transaction"]
+    assert rich["description"] == 'say "hi" \\ naïve ✓ 支付'
+    assert rich["metadata"] == {"quote": '"', "emoji": "💸"}
+    refused = answers["EUR-3"].json()
+    stored_error = client.get("/api/v1/postings/EUR-3").json()["error"]
+    assert refused["code"] == stored_error["code"] == "currency_mismatch"
+    assert refused["detail"] == stored_error["detail"]
+
+
 def test_prefer_wait_header_is_honoured(
     client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
 ) -> None:

@@ -40,6 +40,43 @@ def test_a_job_delivered_twice_applies_once(client: httpx.Client, runtime: Runti
     assert client.get(f"/api/v1/accounts/{wallet}/balance").json()["balance"] == "2.00"
 
 
+def test_a_batch_wakeup_names_each_transaction_as_stored(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    """The wake-up carries each posted request's transaction id and posting time (what
+    the API answers waiters with) and each refusal's code, exactly as PostgreSQL holds them."""
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    euros = open_account(client, currency="EUR")
+    _accept(
+        client,
+        [
+            transfer(wallet, merchant, "1.00", "WK-1"),
+            transfer(wallet, euros, "1.00", "WK-2"),
+            transfer(wallet, merchant, "2.00", "WK-3"),
+        ],
+    )
+    with runtime.database.engine.connect() as connection:
+        [partition] = connection.execute(
+            text("SELECT DISTINCT partition FROM posting_requests")
+        ).scalars()
+    batch = runtime.ledger.apply_next_batch(partition, 10)
+    with runtime.database.engine.connect() as connection:
+        stored = {
+            row.request_id: [row.request_id, "posted", str(row.id), row.posted_at.isoformat()]
+            for row in connection.execute(
+                text("SELECT request_id, id, posted_at FROM transactions")
+            )
+        }
+        [refused_id] = connection.execute(
+            text("SELECT id FROM posting_requests WHERE status = 'rejected'")
+        ).scalars()
+    items = [wakeup.item() for wakeup in worker.jobs.wakeups(batch)]
+    assert len(stored) == 2
+    assert [item for item in items if item[1] == "posted"] == sorted(stored.values())
+    [refused] = [item for item in items if item[1] == "rejected"]
+    assert refused[:3] == [refused_id, "rejected", "currency_mismatch"]
+
+
 def test_a_deep_partition_is_drained_by_continuation_jobs(
     client: httpx.Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
