@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.app import create_app
-from worker.runtime import get_runtime
+from worker.runtime import get_runtime, tune_gc
 
 
 def create() -> FastAPI:
-    return create_app(get_runtime())
+    app = create_app(get_runtime())
+    tune_gc()
+    return app

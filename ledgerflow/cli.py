@@ -80,12 +80,14 @@ def worker(
 ) -> None:
     """Run a worker process that applies batches for the partitions it holds."""
     from worker.main import PartitionWorker
-    from worker.runtime import get_runtime
+    from worker.runtime import get_runtime, tune_gc
 
     _logging()
     runtime = get_runtime()
     pinned = parse_partitions(partitions, runtime.settings.partitions) if partitions else None
-    raise typer.Exit(PartitionWorker(runtime, pinned=pinned).run())
+    partition_worker = PartitionWorker(runtime, pinned=pinned)
+    tune_gc()
+    raise typer.Exit(partition_worker.run())
 
 
 @app.command()

@@ -1,11 +1,13 @@
 """The process-wide wiring a job needs: settings, database, ledger service, Redis.
 
 RQ job functions take plain data and find their connections here, built once per process
-from the environment (or installed by `ledgerflow dev` and by tests).
+from the environment (or installed by `ledgerflow dev` and by tests). `tune_gc` is the
+garbage-collector setting of the long-running API and worker processes.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -60,6 +62,21 @@ def build_runtime(settings: Settings, *, redis: Redis | None = None) -> Runtime:
 
 
 _embedded_server: fakeredis.FakeServer | None = None
+
+# A batch of 1,000 postings allocates tens of thousands of short-lived objects. With
+# CPython's default thresholds (a young-generation collection every 700 allocations, a
+# full one every 100 of those) the collector took about a third of the API's and a
+# quarter of the worker's CPU per batched posting, measured in process: API 68 -> 43 µs,
+# worker 59 -> 43 µs per posting with these settings. Cycles are still collected.
+GC_THRESHOLDS = (50_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Call once a process has started: what exists then (modules, the app) lives as long
+    as the process, so it is frozen out of the collector's scans; collections run less
+    often."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def embedded_redis_server() -> fakeredis.FakeServer:
