@@ -46,6 +46,7 @@ EXIT_UNREACHABLE = 1
 EXIT_TIMED_OUT = 3
 EXIT_NOT_APPLIED = 4
 SMOKE_POSTINGS = 200
+BATCH_PHASE_FACTOR = 8
 SMOKE_ACCOUNTS = 100
 SMOKE_TIMEOUT_S = 120.0
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -88,6 +89,12 @@ def parser() -> argparse.ArgumentParser:
     add("--scenarios", type=listed(SCENARIOS), default=SCENARIOS, help="uniform,hot,zipf")
     add("--modes", type=listed(QUEUED_MODES), default=QUEUED_MODES, help="single,batch,waited")
     add("--postings", type=at_least(1), default=5000, help="per scenario, mode and run")
+    add(
+        "--batch-postings",
+        type=at_least(1),
+        default=None,
+        help=f"per batch phase (default: {BATCH_PHASE_FACTOR} x --postings)",
+    )
     add("--accounts", type=at_least(2), default=10_000, help="asset accounts per run")
     add("--runs", type=at_least(1), default=3)
     add("--concurrency", type=at_least(1), default=64, help="connections and tasks")
@@ -113,9 +120,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except ValueError as error:
         arguments.error(str(error))
     if args.smoke:
-        args.postings, args.runs = SMOKE_POSTINGS, 1
+        args.postings, args.batch_postings, args.runs = SMOKE_POSTINGS, SMOKE_POSTINGS, 1
         args.accounts = min(args.accounts, SMOKE_ACCOUNTS)
         args.timeout_s = min(args.timeout_s, SMOKE_TIMEOUT_S)
+    args.batch_postings = args.batch_postings or BATCH_PHASE_FACTOR * args.postings
     args.pool_shards = args.pool_shards or math.ceil(args.concurrency / CONNECTIONS_PER_CLIENT)
     return args
 
@@ -127,6 +135,7 @@ def workload_of(args: argparse.Namespace) -> Workload:
         scenarios=args.scenarios,
         modes=args.modes,
         postings=args.postings,
+        batch_postings=args.batch_postings,
         concurrency=args.concurrency,
         accounts=args.accounts,
         rate=args.rate,

@@ -95,7 +95,9 @@ def settings_line(report: Figures) -> str:
     settings, machine = report["settings"], report["machine"]
     rate = settings["rate"]
     return (
-        f"{settings['postings']:,} postings per phase, {settings['runs']} run(s), medians; "
+        f"{settings['postings']:,} postings per phase "
+        f"(batch: {settings.get('batch_postings') or settings['postings']:,}), "
+        f"{settings['runs']} run(s), medians; "
         f"{settings['accounts']:,} accounts; concurrency {settings['concurrency']} "
         f"(batch: {settings['batch_concurrency']} x {settings['batch_size']:,}); "
         f"{f'{rate:g} requests/s' if rate else 'unthrottled'}; "

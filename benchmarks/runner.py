@@ -59,12 +59,18 @@ class Workload:
     scenarios: tuple[Scenario, ...]
     modes: tuple[Mode, ...]
     postings: int
+    batch_postings: int
     concurrency: int
     accounts: int
     rate: float | None
     runs: int
     pool_shards: int
     client_id: str
+
+    def postings_of(self, mode: Mode) -> int:
+        """Postings in one phase: batch phases are larger, since a phase of a few
+        1,000-posting requests would measure the drain of its last batch, not a rate."""
+        return self.batch_postings if mode == "batch" else self.postings
 
     def phase_modes(self) -> tuple[Mode, ...]:
         """The modes each scenario runs in: the queued ones, then direct if it is there."""
@@ -128,10 +134,11 @@ async def run_phase(
     shape = shape_of(mode, workload)
     rng = random.Random(f"{run}/{scenario}/{mode}")
     per_request = BATCH_SIZE if shape.batch else 1
-    requests = prepare(picker(scenario, accounts, rng), workload.postings, per_request=per_request)
-    sampler = Sampler(target.sampler_pool, postings=workload.postings, deadline=deadline)
+    postings = workload.postings_of(mode)
+    requests = prepare(picker(scenario, accounts, rng), postings, per_request=per_request)
+    sampler = Sampler(target.sampler_pool, postings=postings, deadline=deadline)
     drain_errors: Counter[str] = Counter()
-    with Bar(f"run {run}/{workload.runs} {scenario} {mode}", "sent", workload.postings) as bar:
+    with Bar(f"run {run}/{workload.runs} {scenario} {mode}", "sent", postings) as bar:
         pacer = Pacer(workload.rate if shape.paced else None)
         sending = await send(
             requests,
@@ -153,7 +160,7 @@ async def run_phase(
     figures = phase_figures(sending, sampler, drained_at=drained_at, drain_errors=drain_errors)
     figures = {"run": run, "scenario": scenario, "mode": mode, "target": target.name, **figures}
     figures["complete"] = not deadline.expired()
-    figures["all_applied"] = all_applied(figures, postings=workload.postings)
+    figures["all_applied"] = all_applied(figures, postings=postings)
     return figures
 
 
