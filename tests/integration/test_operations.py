@@ -276,7 +276,9 @@ def test_ops_status_names_owners_depths_and_workers(runtime: Runtime, processes:
         status = _ledgerflow(processes.env, "ops", "status", "--json")
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
-        if report["totals"]["unowned_partitions"] == 0:
+        # A worker records what it owns in the registry just after its claim commits.
+        registered_partitions = sum(len(w["partitions"]) for w in report["workers"])
+        if report["totals"]["unowned_partitions"] == 0 and registered_partitions:
             break
         assert time.monotonic() < deadline, "the worker never owned every partition"
         time.sleep(0.3)
