@@ -17,6 +17,7 @@ import random
 import sys
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -120,25 +121,60 @@ def verdict(samples: list[dict[str, Any]], pids: list[int], tolerance: float) ->
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.connections + 4)
-    async with httpx.AsyncClient(base_url=args.url, timeout=30, limits=limits) as client:
-        accounts = await open_accounts(client, args.accounts)
-        until = time.monotonic() + args.duration_s
+def sender_process(
+    url: str, accounts: list[str], rate: float, duration_s: float, connections: int
+) -> dict[str, int]:
+    """One sender process's share of the load: its own event loop, client and counts."""
+
+    async def send() -> dict[str, int]:
+        limits = httpx.Limits(max_connections=connections + 4)
         counts: dict[str, int] = {}
-        _, samples = await asyncio.gather(
-            send_at_rate(
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+            await send_at_rate(
                 client,
                 accounts,
-                rate=args.rate,
-                until=until,
+                rate=rate,
+                until=time.monotonic() + duration_s,
                 counts=counts,
-                connections=args.connections,
-            ),
-            sample(client, args.pid, args.sample_s, until),
-        )
+                connections=connections,
+            )
+        return counts
+
+    return asyncio.run(send())
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Open accounts, then `--senders` processes share the rate while this one samples.
+
+    One Python process with an HTTP client tops out near the rates measured here, so the
+    load is split over processes; each sends rate / senders requests per second.
+    """
+    async with httpx.AsyncClient(base_url=args.url, timeout=30) as client:
+        accounts = await open_accounts(client, args.accounts)
+        until = time.monotonic() + args.duration_s
+        loop = asyncio.get_running_loop()
+        with ProcessPoolExecutor(args.senders) as pool:
+            sending = [
+                loop.run_in_executor(
+                    pool,
+                    sender_process,
+                    args.url,
+                    accounts,
+                    args.rate / args.senders,
+                    args.duration_s,
+                    max(1, args.connections // args.senders),
+                )
+                for _ in range(args.senders)
+            ]
+            samples = await sample(client, args.pid, args.sample_s, until)
+            shares = await asyncio.gather(*sending)
+    counts: dict[str, int] = {}
+    for share in shares:
+        for key, count in share.items():
+            counts[key] = counts.get(key, 0) + count
     return {
         "rate": args.rate,
+        "senders": args.senders,
         "duration_s": args.duration_s,
         "answers": counts,
         "samples": samples,
@@ -152,7 +188,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--duration-s", type=float, default=600)
     parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=64, help="in all senders")
+    parser.add_argument("--senders", type=int, default=2, help="sender processes")
     parser.add_argument("--sample-s", type=float, default=10)
     parser.add_argument("--pid", type=int, action="append", default=[], help="process to watch")
     parser.add_argument("--tolerance", type=float, default=0.10)
