@@ -416,6 +416,12 @@ class Repository:
             for row in rows
         ]
 
+    def autovacuum_on(self) -> bool | None:
+        """Whether the server vacuums by itself (None: not PostgreSQL)."""
+        if self.connection.dialect.name != "postgresql":
+            return None
+        return bool(self.connection.execute(text("SHOW autovacuum")).scalar_one() == "on")
+
     def has_queued(self, partition: int) -> bool:
         """Whether the partition holds a queued request (one probe of the queued index)."""
         found = self.connection.execute(

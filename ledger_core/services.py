@@ -272,6 +272,11 @@ class Ledger:
 
         return self._retrying(apply)
 
+    def autovacuum_on(self) -> bool | None:
+        """Whether PostgreSQL's autovacuum runs: the queue table depends on it."""
+        with self.database.reads() as repository:
+            return repository.autovacuum_on()
+
     def has_queued(self, partition: int) -> bool:
         """Whether the partition holds a queued request; one query, no transaction."""
 

@@ -182,6 +182,11 @@ def ops_status(
         f"live workers {totals['live_workers']}  unowned partitions "
         f"{totals['unowned_partitions']}  failed {totals['failed']}"
     )
+    if status["database"]["autovacuum"] is False:
+        typer.echo(
+            "warning: PostgreSQL autovacuum is off; dead rows of applied postings pile up"
+            " and the queue slows down (docs/OPERATIONS.md)"
+        )
     typer.echo("")
     typer.echo(
         f"{'partition':>9} {'queued':>8} {'oldest':>8} {'jobs':>5} {'applied/s':>10} "

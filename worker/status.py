@@ -99,6 +99,9 @@ def cluster_status(runtime: Runtime) -> dict[str, Any]:
             "failed": runtime.ledger.count_failed(),
         },
         "failed": [failed_public(f) for f in failed],
+        # Every applied posting leaves dead row versions; without autovacuum the queue
+        # slows down as they pile up (see docs/OPERATIONS.md).
+        "database": {"autovacuum": runtime.ledger.autovacuum_on()},
         "rate_window_s": RATE_WINDOW_S,
         "lease_ttl_s": runtime.settings.lease_ttl_s,
         "lag_max_s": runtime.settings.lag_max_s,

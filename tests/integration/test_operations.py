@@ -282,6 +282,9 @@ def test_ops_status_names_owners_depths_and_workers(runtime: Runtime, processes:
             break
         assert time.monotonic() < deadline, "the worker never owned every partition"
         time.sleep(0.3)
+    with runtime.database.engine.connect() as connection:
+        autovacuum = connection.exec_driver_sql("SHOW autovacuum").scalar_one() == "on"
+    assert report["database"] == {"autovacuum": autovacuum}
     [registered] = report["workers"]
     assert f".{worker.pid}." in registered["name"]
     assert registered["live"] is True
