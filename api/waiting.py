@@ -27,7 +27,7 @@ from worker.outcomes import OUTCOMES_CHANNEL, Wakeup, parse_outcomes
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 1.0
-RECENT_MAX = 50_000
+RECENT_MAX = 10_000
 
 
 class OutcomeHub:

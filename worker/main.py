@@ -55,6 +55,11 @@ class _RqWorker(SimpleWorker):
         if time.monotonic() >= self.deadline:
             self._stop_requested = True
 
+    def subscribe(self) -> None:
+        """No RQ command channel. Its listener thread blocks on a 60 s read, and stopping
+        it joined for up to a second at the end of every round, while jobs waited;
+        workers here stop on SIGTERM instead."""
+
     def handle_warm_shutdown_request(self) -> None:
         super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
         if self.on_stop_request is not None:
