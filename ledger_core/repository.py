@@ -236,6 +236,14 @@ def _record(row: Any, transaction: Transaction | None = None) -> PostingRecord:
     )
 
 
+def _queued_in(partition: int) -> Any:
+    """The requests still queued in `partition`: what the partial queued index holds."""
+    return and_(
+        posting_requests.c.partition == partition,
+        posting_requests.c.status == PostingStatus.QUEUED.value,
+    )
+
+
 _RECORD_COLUMNS = (
     posting_requests.c.id,
     posting_requests.c.client_id,
@@ -401,10 +409,7 @@ class Repository:
         """Lock the oldest queued requests of a partition, in acceptance order."""
         rows = self.connection.execute(
             select(posting_requests.c.id, posting_requests.c.client_id, posting_requests.c.document)
-            .where(
-                posting_requests.c.partition == partition,
-                posting_requests.c.status == PostingStatus.QUEUED.value,
-            )
+            .where(_queued_in(partition))
             .order_by(posting_requests.c.id)
             .limit(limit)
             .with_for_update()
@@ -425,12 +430,7 @@ class Repository:
     def has_queued(self, partition: int) -> bool:
         """Whether the partition holds a queued request (one probe of the queued index)."""
         found = self.connection.execute(
-            select(posting_requests.c.id)
-            .where(
-                posting_requests.c.partition == partition,
-                posting_requests.c.status == PostingStatus.QUEUED.value,
-            )
-            .limit(1)
+            select(posting_requests.c.id).where(_queued_in(partition)).limit(1)
         ).first()
         return found is not None
 
@@ -438,10 +438,7 @@ class Repository:
         """Lock the oldest queued request of a partition without reading its document."""
         request_id = self.connection.execute(
             select(posting_requests.c.id)
-            .where(
-                posting_requests.c.partition == partition,
-                posting_requests.c.status == PostingStatus.QUEUED.value,
-            )
+            .where(_queued_in(partition))
             .order_by(posting_requests.c.id)
             .limit(1)
             .with_for_update()
@@ -667,10 +664,7 @@ class Repository:
         for partition in range(partitions):
             accepted_at = self.connection.execute(
                 select(posting_requests.c.accepted_at)
-                .where(
-                    posting_requests.c.partition == partition,
-                    posting_requests.c.status == PostingStatus.QUEUED.value,
-                )
+                .where(_queued_in(partition))
                 .order_by(posting_requests.c.id)
                 .limit(1)
             ).scalar_one_or_none()
