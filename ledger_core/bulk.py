@@ -3,8 +3,10 @@
 Part of the repository (it speaks SQL, nothing else does besides `repository.py`,
 `tables.py`, `ownership.py` and the read-only `audit.py`). An applied batch of 500 postings
 costs three statements whatever its size: transactions and their entries (one statement,
-through a CTE), account totals, and request statuses; each column travels as one array
-parameter that `unnest` turns back into rows. Intake is one statement per group commit.
+through a CTE that builds them from the documents stored at intake, so only the request
+ids travel), account totals, and request statuses (columns as array parameters that
+`unnest` turns back into rows; integer ids as one array literal). Intake is one statement
+per group commit.
 
 A large group commit (batch requests) travels instead as one JSON text, each request's
 canonical document spliced in as it is, unpacked by `jsonb_array_elements WITH
