@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint install bench
+.PHONY: dev test test-fast lint install bench
 
 $(BIN)/ledgerflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,15 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The unit tests and the fast integration tests, under a minute: no worker or API
+# processes, benchmarks, soak, faults or Chromium (tests marked `slow`).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -31,7 +31,7 @@ from ledger_core.model import (
     TransactionId,
 )
 from ledger_core.services import Ledger
-from worker.outcomes import Wakeup
+from runtime.wakeups import Wakeup
 
 WAIT_S_MAX = 30.0
 _PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*\"?([0-9]+(?:\.[0-9]+)?)\"?", re.IGNORECASE)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
-import fakeredis
 from fastapi import FastAPI
-from redis.asyncio import Redis as AsyncRedis
 
 from api.backpressure import LagGate
 from api.intake import IntakeBatcher
@@ -18,7 +15,7 @@ from api.problems import install_problem_handlers
 from api.routes import accounts, ops, postings, system, transactions
 from api.waiting import OutcomeHub
 from ledger_core.errors import TransientFault
-from worker.runtime import Runtime, embedded_redis_server
+from runtime.context import Runtime
 
 DESCRIPTION = """
 Queue-backed double-entry payment ledger. Postings are checked, recorded durably, and
@@ -27,24 +24,19 @@ errors are RFC 9457 problem+json with a stable `code`.
 """
 
 
-def async_redis_factory(runtime: Runtime) -> Any:
-    url = runtime.settings.redis_url
-    if url:
-        return lambda: AsyncRedis.from_url(url)
-    return lambda: fakeredis.FakeAsyncRedis(server=embedded_redis_server())
+def count_retry(fault: TransientFault) -> None:
+    TRANSIENT_RETRIES.labels(fault.sqlstate or "other").inc()
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    def count_retry(fault: TransientFault) -> None:
-        TRANSIENT_RETRIES.labels(fault.sqlstate or "other").inc()
-
-    runtime.ledger.on_retry = count_retry
+    """The API over `runtime`, with its own ledger service whose retries it counts."""
+    ledger = runtime.make_ledger(on_retry=count_retry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gate = LagGate(runtime.ledger, runtime.settings)
-        intake = IntakeBatcher(runtime.ledger, runtime.redis, runtime.settings, gate)
-        hub = OutcomeHub(runtime.ledger, async_redis_factory(runtime))
+        gate = LagGate(ledger, runtime.settings)
+        intake = IntakeBatcher(ledger, runtime.redis, runtime.settings, gate)
+        hub = OutcomeHub(ledger, runtime.async_redis_factory())
         app.state.gate = gate
         app.state.intake = intake
         app.state.hub = hub
@@ -66,6 +58,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.ledger = ledger
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, bytes_max=runtime.settings.body_bytes_max)
     for module in (accounts, transactions, postings, ops, system):

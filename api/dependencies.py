@@ -16,7 +16,7 @@ from api.waiting import OutcomeHub
 from ledger_core.errors import InvalidRequest
 from ledger_core.model import ClientId
 from ledger_core.services import Ledger
-from worker.runtime import Runtime
+from runtime.context import Runtime
 
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 DEFAULT_CLIENT = ClientId("default")
@@ -27,8 +27,9 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def get_ledger(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Ledger:
-    return runtime.ledger
+async def get_ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
 
 
 async def get_intake(request: Request) -> IntakeBatcher:

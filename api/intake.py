@@ -30,7 +30,7 @@ from ledger_core.errors import Overloaded
 from ledger_core.model import ClientId, Posting
 from ledger_core.services import Accepted, Ledger
 from ledger_core.settings import Settings
-from worker.queues import enqueue_batches
+from runtime.queues import enqueue_batches
 
 log = logging.getLogger(__name__)
 COMMITTERS = 2

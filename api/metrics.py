@@ -19,10 +19,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from worker.queues import queue_depths
-from worker.runtime import Runtime
-from worker.status import ownership_of
-from worker.telemetry import read_counters
+from ledger_core.services import Ledger
+from runtime.context import Runtime
+from runtime.status import ops_status
+from runtime.telemetry import read_counters
 
 POSTINGS_ACCEPTED = Counter(
     "ledgerflow_postings_accepted_total", "Posting requests recorded by intake", ["result"]
@@ -58,16 +58,13 @@ class ClusterCollector(Collector):
     """The deployment as a whole, read at scrape time: partitions from PostgreSQL and Redis,
     and the counters and histograms every worker adds to Redis (see `worker.telemetry`)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, ledger: Ledger) -> None:
         self.runtime = runtime
+        self.ledger = ledger
 
     def collect(self) -> Iterator[Metric]:
         runtime = self.runtime
-        lag = runtime.ledger.partition_lag()
-        depths = queue_depths(runtime.redis, runtime.settings.partitions)
-        ownership = ownership_of(runtime)
-        leases = {lease.partition: lease for lease in ownership.leases()}
-        live_workers = sum(1 for w in ownership.workers() if w.live)
+        status = ops_status(runtime, self.ledger)
         queued = GaugeMetricFamily(
             "ledgerflow_partition_queued_postings",
             "Postings accepted and not yet applied, per partition (PostgreSQL)",
@@ -88,16 +85,17 @@ class ClusterCollector(Collector):
             "1 when a live lease holds the partition",
             labels=["partition"],
         )
-        for item in lag:
-            label = [str(item.partition)]
-            queued.add_metric(label, item.queued)
-            lag_seconds.add_metric(label, item.oldest_age_s)
-            jobs.add_metric(label, depths.get(item.partition, 0))
-            lease = leases.get(item.partition)
-            owned.add_metric(label, 1 if lease is not None and lease.live else 0)
+        for partition in status.partitions:
+            label = [str(partition.partition)]
+            queued.add_metric(label, partition.queued)
+            lag_seconds.add_metric(label, partition.oldest_age_s)
+            jobs.add_metric(label, partition.jobs_waiting)
+            owned.add_metric(label, 1 if partition.owner is not None else 0)
         yield from (queued, lag_seconds, jobs, owned)
         yield GaugeMetricFamily(
-            "ledgerflow_live_workers", "Workers with a recent heartbeat", value=live_workers
+            "ledgerflow_live_workers",
+            "Workers with a recent heartbeat",
+            value=status.totals.live_workers,
         )
 
         counters = read_counters(runtime.redis)
@@ -147,8 +145,8 @@ class ClusterCollector(Collector):
             )
 
 
-def exposition(runtime: Runtime) -> bytes:
+def exposition(runtime: Runtime, ledger: Ledger) -> bytes:
     """This process's metrics followed by the deployment's."""
     cluster = CollectorRegistry(auto_describe=False)
-    cluster.register(ClusterCollector(runtime))
+    cluster.register(ClusterCollector(runtime, ledger))
     return generate_latest(REGISTRY) + generate_latest(cluster)

@@ -23,7 +23,7 @@ from typing import Any
 
 from ledger_core.model import PostingStatus, RequestId
 from ledger_core.services import Ledger
-from worker.outcomes import OUTCOMES_CHANNEL, Wakeup, parse_outcomes
+from runtime.wakeups import OUTCOMES_CHANNEL, Wakeup, parse_outcomes
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 1.0

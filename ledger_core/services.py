@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from ledger_core.engine import apply_postings
@@ -46,8 +46,10 @@ from ledger_core.model import (
     Transaction,
     TransactionId,
 )
-from ledger_core.repository import Database, IntakeRow, Repository
 from ledger_core.rules import canonical_document, check_account, document_hash, partition_of
+from ledger_core.store.apply import BatchWrite
+from ledger_core.store.database import Database, Repository
+from ledger_core.store.intake import IntakeRow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,6 +82,12 @@ class Accepted:
     record: PostingRecord | None
     created: bool = False
     conflict: IdempotencyConflict | None = None
+
+    def stored(self) -> PostingRecord:
+        """The stored request; raises the conflict when the key holds another body."""
+        if self.record is None:
+            raise self.conflict or IdempotencyConflict("the key holds another posting")
+        return self.record
 
 
 @dataclass(frozen=True)
@@ -120,8 +128,9 @@ def _apply_locked(
     balances = repository.lock_balances(touched)
     after, outcomes = apply_postings(balances, queued)
     changed = [b for account_id, b in after.items() if b != balances.get(account_id)]
-    posted = repository.write_batch(queued, outcomes, changed)
-    return outcomes, posted
+    by_request = {q.request_id: q for q in queued}
+    posted = [by_request[o.request_id] for o in outcomes if o.posted]
+    return outcomes, repository.write_batch(BatchWrite(posted, changed, outcomes))
 
 
 class Ledger:
@@ -233,7 +242,9 @@ class Ledger:
                     queued = QueuedPosting(result.record.request_id, client_id, posting)
                     _apply_locked(repository, [queued])
                 record = repository.get_record(client_id, posting.idempotency_key)
-            assert record is not None
+            if record is None:
+                # A programmer error, not a client's: the row was written in this transaction.
+                raise RuntimeError(f"request {posting.idempotency_key!r} missing after intake")
             return Accepted(record, result.created)
 
         return self._retrying(post)
@@ -272,6 +283,11 @@ class Ledger:
 
         return self._retrying(apply)
 
+    def clock(self) -> datetime:
+        """The database's clock: the one every age and lag is measured on."""
+        with self.database.reads() as repository:
+            return repository.now()
+
     def autovacuum_on(self) -> bool | None:
         """Whether PostgreSQL's autovacuum runs: the queue table depends on it."""
         with self.database.reads() as repository:
@@ -290,13 +306,19 @@ class Ledger:
         self, partition: int, code: str, detail: str, fence: Fence | None = None
     ) -> RequestId | None:
         """Mark the oldest queued request of a partition `failed`: it could not be applied."""
-        with self.database.transaction() as repository:
-            if fence is not None:
-                repository.check_fence(fence)
-            request_id = repository.lock_oldest_queued_id(partition)
-            if request_id is None:
-                return None
-            repository.mark_failed(request_id, code, detail)
+
+        def fail() -> RequestId | None:
+            with self.database.transaction() as repository:
+                if fence is not None:
+                    repository.check_fence(fence)
+                oldest = repository.lock_oldest_queued_id(partition)
+                if oldest is not None:
+                    repository.mark_failed(oldest, code, detail)
+            return oldest
+
+        request_id = self._retrying(fail)
+        if request_id is None:
+            return None
         log.error("request %s failed: %s %s", request_id, code, detail)
         return request_id
 
@@ -342,9 +364,14 @@ class Ledger:
         return {p: _age_s(moment, now) for p, moment in oldest.items()}, queued
 
     def stale_partitions(self, older_than_s: float) -> dict[int, RequestId]:
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-        with self.database.transaction() as repository:
-            return repository.stale_queued(cutoff)
+        """Per partition, the newest request queued for longer than `older_than_s` (by the
+        database's clock)."""
+
+        def find() -> dict[int, RequestId]:
+            with self.database.transaction() as repository:
+                return repository.stale_queued(older_than_s)
+
+        return self._retrying(find)
 
     def partition_lag(self) -> list[PartitionLag]:
         """Every partition's queued requests and the age of its oldest one."""

@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -68,7 +67,12 @@ def serve(
         )
         raise typer.Exit(2)
     uvicorn.run(
-        "api.main:create", factory=True, host=host, port=port, workers=workers, log_level="warning"
+        "ledgerflow.asgi:create",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
     )
 
 
@@ -79,11 +83,11 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker process that applies batches for the partitions it holds."""
+    from runtime.context import build_runtime, tune_gc
     from worker.main import PartitionWorker
-    from worker.runtime import get_runtime, tune_gc
 
     _logging()
-    runtime = get_runtime()
+    runtime = build_runtime(Settings())
     pinned = parse_partitions(partitions, runtime.settings.partitions) if partitions else None
     partition_worker = PartitionWorker(runtime, pinned=pinned)
     tune_gc()
@@ -96,17 +100,13 @@ def verify(
     grace_s: Annotated[float, typer.Option(help="Ignore queued requests younger than this")] = 30.0,
 ) -> None:
     """Check the ledger's invariants on a live database; exit 1 with a report if one fails."""
-    from ledger_core.audit import audit
-    from worker.queues import partitions_with_jobs
-    from worker.runtime import get_runtime
+    from ledger_core.store.audit import audit
+    from runtime.context import build_runtime
+    from runtime.queues import partitions_with_jobs
 
-    runtime = get_runtime()
+    runtime = build_runtime(Settings())
     carried = partitions_with_jobs(runtime.redis, range(runtime.settings.partitions))
-    report = audit(
-        runtime.database,
-        carried=carried,
-        accepted_before=datetime.now(UTC) - timedelta(seconds=grace_s),
-    )
+    report = audit(runtime.database, carried=carried, grace_s=grace_s)
     if as_json:
         typer.echo(
             json.dumps({"ok": report.ok, "problems": report.problems, "counts": report.counts})
@@ -120,6 +120,15 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
+def embedded_settings(database_file: str) -> Settings:
+    """The configuration of `ledgerflow dev`: the environment's, with the SQLite file when no
+    database is named (and, with no Redis named, the in-process one)."""
+    settings = Settings()
+    if settings.database_url is None:
+        settings.database_url = f"sqlite:///{database_file}"
+    return settings
+
+
 @app.command()
 def dev(
     host: str = "127.0.0.1",
@@ -131,16 +140,13 @@ def dev(
     """Run API and worker in one process on SQLite and an in-process Redis: no servers needed."""
     from api.app import create_app
     from ledgerflow.migrate import upgrade_to_head
+    from runtime.context import build_runtime
     from worker.main import PartitionWorker
-    from worker.runtime import build_runtime, install_runtime
 
     _logging("WARNING")
-    settings = Settings()
-    if settings.database_url is None:
-        settings.database_url = f"sqlite:///{database_file}"
+    settings = embedded_settings(database_file)
     upgrade_to_head(settings.sqlalchemy_url())
     runtime = build_runtime(settings)
-    install_runtime(runtime)
     server = uvicorn.Server(
         uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning")
     )
@@ -168,21 +174,22 @@ def ops_status(
 ) -> None:
     """Per partition: depth, oldest age, owner, applied/s, refused/s; per worker: heartbeat,
     partitions, batches, last error."""
-    from worker.runtime import get_runtime
-    from worker.status import cluster_status
+    from runtime.context import build_runtime
+    from runtime.status import ops_status as read_status
 
-    status = cluster_status(get_runtime())
+    runtime = build_runtime(Settings())
+    status = read_status(runtime, runtime.ledger)
     if as_json:
-        typer.echo(json.dumps(status, indent=2))
+        typer.echo(json.dumps(status.to_json(), indent=2))
         return
-    totals = status["totals"]
+    totals = status.totals
     typer.echo(
-        f"queued {totals['queued']}  oldest {_age(totals['oldest_age_s'])}  "
-        f"applied/s {totals['applied_per_s']}  refused/s {totals['refused_per_s']}  "
-        f"live workers {totals['live_workers']}  unowned partitions "
-        f"{totals['unowned_partitions']}  failed {totals['failed']}"
+        f"queued {totals.queued}  oldest {_age(totals.oldest_age_s)}  "
+        f"applied/s {totals.applied_per_s}  refused/s {totals.refused_per_s}  "
+        f"live workers {totals.live_workers}  unowned partitions "
+        f"{totals.unowned_partitions}  failed {totals.failed}"
     )
-    if status["database"]["autovacuum"] is False:
+    if status.autovacuum is False:
         typer.echo(
             "warning: PostgreSQL autovacuum is off; dead rows of applied postings pile up"
             " and the queue slows down (docs/OPERATIONS.md)"
@@ -192,25 +199,25 @@ def ops_status(
         f"{'partition':>9} {'queued':>8} {'oldest':>8} {'jobs':>5} {'applied/s':>10} "
         f"{'refused/s':>10}  owner"
     )
-    for row in status["partitions"]:
+    for row in status.partitions:
         typer.echo(
-            f"{row['partition']:>9} {row['queued']:>8} {_age(row['oldest_age_s']):>8} "
-            f"{row['jobs_waiting']:>5} {row['applied_per_s']:>10} {row['refused_per_s']:>10}  "
-            f"{row['owner'] or '(none)'}"
+            f"{row.partition:>9} {row.queued:>8} {_age(row.oldest_age_s):>8} "
+            f"{row.jobs_waiting:>5} {row.applied_per_s:>10} {row.refused_per_s:>10}  "
+            f"{row.owner or '(none)'}"
         )
     typer.echo("")
     typer.echo(f"{'worker':<40} {'heartbeat':>9} {'batches':>8} {'applied':>9}  partitions")
-    for worker in status["workers"]:
-        name = worker["name"] + ("" if worker["live"] else " (dead)")
-        pinned = " pinned" if worker["pinned"] is not None else ""
+    for worker in status.workers:
+        name = worker.name + ("" if worker.live else " (dead)")
+        pinned = " pinned" if worker.pinned is not None else ""
         typer.echo(
-            f"{name:<40} {_age(worker['heartbeat_age_s']):>9} {worker['batches']:>8} "
-            f"{worker['applied']:>9}  {worker['partitions']}{pinned}"
+            f"{name:<40} {_age(worker.heartbeat_age_s):>9} {worker.batches:>8} "
+            f"{worker.applied:>9}  {worker.partitions}{pinned}"
         )
-        if worker["last_error"]:
+        if worker.last_error:
             typer.echo(
-                f"{'':<40} last error {_age(worker['last_error_age_s'])} ago: "
-                f"{worker['last_error'][:200]}"
+                f"{'':<40} last error {_age(worker.last_error_age_s)} ago: "
+                f"{worker.last_error[:200]}"
             )
 
 
@@ -220,10 +227,10 @@ def ops_failed(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
 ) -> None:
     """Postings that could not be applied (poison), oldest first, with their error."""
-    from worker.runtime import get_runtime
-    from worker.status import failed_public
+    from runtime.context import build_runtime
+    from runtime.status import failed_public
 
-    failed = get_runtime().ledger.failed_postings(limit)
+    failed = build_runtime(Settings()).ledger.failed_postings(limit)
     if as_json:
         typer.echo(json.dumps([failed_public(f) for f in failed]))
         return
@@ -245,14 +252,15 @@ def ops_retry(
     retry_all: Annotated[bool, typer.Option("--all", help="Replay every failed posting")] = False,
 ) -> None:
     """Queue failed postings again once their cause is fixed; they are applied in order."""
-    from worker.runtime import get_runtime
-    from worker.status import retry_failed
+    from runtime.context import build_runtime
+    from runtime.status import retry_failed
 
     if bool(keys) == retry_all:
         typer.echo("name idempotency keys or --all (not both)", err=True)
         raise typer.Exit(2)
     chosen = None if retry_all else [(client, key) for key in keys or []]
-    requeued = retry_failed(get_runtime(), chosen)
+    runtime = build_runtime(Settings())
+    requeued = retry_failed(runtime, runtime.ledger, chosen)
     count = sum(len(ids) for ids in requeued.values())
     typer.echo(f"requeued {count} failed posting(s)" + (f": {requeued}" if count else ""))
     raise typer.Exit(0 if count else 1)

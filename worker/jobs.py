@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
 from ledger_core.errors import LeaseLost, TransientFault
 from ledger_core.model import Fence, PostingStatus
 from ledger_core.services import AppliedBatch
-from worker.outcomes import Wakeup, publish_outcomes
-from worker.queues import enqueue_batches, pending_key
-from worker.runtime import Runtime, get_runtime
+from runtime.queues import JOB_FUNCTION, enqueue_batches, pending_key
+from runtime.wakeups import Wakeup, publish_outcomes
+from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 BATCHES_PER_JOB_MAX = 20
@@ -38,68 +39,67 @@ class _NotOwned(Exception):
     pass
 
 
-def apply_partition(partition: int, request_ids: list[int]) -> int:
+def apply_partition(context: WorkerContext, partition: int, request_ids: list[int]) -> int:
     """Drain partition `partition`; return how many requests were applied.
 
     `request_ids` are the requests whose acceptance enqueued this job, kept for operators;
     the job applies whatever the partition holds.
     """
-    runtime = get_runtime()
     try:
-        applied, drained = drain_partition(runtime, partition)
+        applied, drained = drain_partition(context, partition)
         if drained:
             # Requests accepted while the marker stood enqueued nothing: one more drain
             # after deleting it sees all of them; any accepted later find no marker and
             # enqueue a job of their own.
-            runtime.redis.delete(pending_key(partition))
-            if runtime.ledger.has_queued(partition):
-                more, drained = drain_partition(runtime, partition)
+            context.redis.delete(pending_key(partition))
+            if context.ledger.has_queued(partition):
+                more, drained = drain_partition(context, partition)
                 applied += more
             if not drained:
-                enqueue_batches(runtime.redis, {partition: request_ids})
+                enqueue_batches(context.redis, {partition: request_ids})
         else:
             # The marker stands, so nobody else enqueues: the successor must be forced in.
-            enqueue_batches(runtime.redis, {partition: request_ids}, force=True)
+            enqueue_batches(context.redis, {partition: request_ids}, force=True)
     except (LeaseLost, _NotOwned) as error:
-        if runtime.leases is not None:
-            runtime.leases.forget(partition)
+        if context.leases is not None:
+            context.leases.forget(partition)
         if isinstance(error, LeaseLost):
-            runtime.telemetry.count("batches|fenced")
-            runtime.telemetry.error(f"partition {partition}: {error}")
+            context.telemetry.count("batches|fenced")
+            context.telemetry.error(f"partition {partition}: {error}")
         log.warning("partition %d is not this worker's: %s; handing it back", partition, error)
-        enqueue_batches(runtime.redis, {partition: request_ids}, force=True)
+        enqueue_batches(context.redis, {partition: request_ids}, force=True)
         return 0
     return applied
 
 
-def _fence(runtime: Runtime, partition: int) -> Fence | None:
-    if runtime.leases is None:
+def _fence(context: WorkerContext, partition: int) -> Fence | None:
+    if context.leases is None:
         return None
-    fence = runtime.leases.fence(partition)
+    fence = context.leases.fence(partition)
     if fence is None:
         raise _NotOwned(f"no lease on partition {partition}")
     return fence
 
 
-def drain_partition(runtime: Runtime, partition: int) -> tuple[int, bool]:
+def drain_partition(context: WorkerContext, partition: int) -> tuple[int, bool]:
     """Apply batches until one comes back short; return (applied, whether drained)."""
-    batch_max = runtime.settings.apply_batch_max
+    batch_max = context.settings.apply_batch_max
     limit = batch_max
     applied = 0
     full_batches = 0
-    while full_batches < BATCHES_PER_JOB_MAX and not runtime.stopping.is_set():
-        fence = _fence(runtime, partition)
+    while full_batches < BATCHES_PER_JOB_MAX and not context.stopping.is_set():
+        fence = _fence(context, partition)
         started = time.perf_counter()
         try:
-            batch = runtime.ledger.apply_next_batch(partition, limit, fence)
+            batch = context.ledger.apply_next_batch(partition, limit, fence)
         except (TransientFault, LeaseLost):
             raise
         except Exception as error:  # noqa: BLE001 - a poison batch must not stop its partition
-            limit = _isolate(runtime, partition, limit, error, fence)
+            limit = _isolate(context, partition, limit, error, fence)
             continue
         elapsed = time.perf_counter() - started
         if batch.postings:
-            _announce(runtime, partition, batch, elapsed)
+            _announce(context, partition, batch, elapsed)
         applied += len(batch.postings)
         if len(batch.postings) < limit:
             return applied, True
@@ -120,27 +120,32 @@ def wakeups(batch: AppliedBatch) -> list[Wakeup]:
     ]
 
 
-def _announce(runtime: Runtime, partition: int, batch: AppliedBatch, elapsed: float) -> None:
+def _announce(context: WorkerContext, partition: int, batch: AppliedBatch, elapsed: float) -> None:
     """Wake waiters and count the batch; the batch is committed whatever Redis says."""
     try:
-        with runtime.redis.pipeline(transaction=False) as pipeline:
+        with context.redis.pipeline(transaction=False) as pipeline:
             publish_outcomes(pipeline, wakeups(batch))
-            runtime.telemetry.record_batch(pipeline, partition, batch.outcomes, elapsed)
+            context.telemetry.record_batch(pipeline, partition, batch.outcomes, elapsed)
             pipeline.execute()
     except RedisError as error:
         log.warning("batch of partition %d committed; Redis missed it: %r", partition, error)
 
 
 def _isolate(
-    runtime: Runtime, partition: int, limit: int, error: Exception, fence: Fence | None
+    context: WorkerContext, partition: int, limit: int, error: Exception, fence: Fence | None
 ) -> int:
     """Halve the batch; once alone, the breaking request ends `failed`. Returns the new limit."""
-    runtime.telemetry.error(f"partition {partition}: {error!r}")
+    context.telemetry.error(f"partition {partition}: {error!r}")
     if limit > 1:
         log.warning("batch of %d in partition %d failed, halving: %r", limit, partition, error)
         return limit // 2
-    failed = runtime.ledger.fail_oldest(partition, "apply_failed", repr(error)[:1000], fence)
+    failed = context.ledger.fail_oldest(partition, "apply_failed", repr(error)[:1000], fence)
     if failed is not None:
-        runtime.telemetry.count("postings|failed|apply_failed")
-        publish_outcomes(runtime.redis, [Wakeup(failed, PostingStatus.FAILED)])
-    return runtime.settings.apply_batch_max
+        context.telemetry.count("postings|failed|apply_failed")
+        publish_outcomes(context.redis, [Wakeup(failed, PostingStatus.FAILED)])
+    return context.settings.apply_batch_max
+
+
+# The job functions a worker runs, by the name RQ carries (`runtime.queues.JOB_FUNCTION`);
+# nothing else placed in a queue is run (see `worker.context`).
+JOBS: dict[str, Callable[..., int]] = {JOB_FUNCTION: apply_partition}

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 
 from ledger_core.errors import TransientFault
 from ledger_core.model import Fence
-from ledger_core.ownership import Ownership, WorkerReport
+from ledger_core.ownership import WorkerReport
+from ledger_core.store.leases import Ownership
 
 log = logging.getLogger(__name__)
 

@@ -34,23 +34,44 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from ledger_core.errors import TransientFault
-from ledger_core.ownership import Ownership, WorkerReport, fair_share
+from ledger_core.ownership import WorkerReport, fair_share
+from ledger_core.store.leases import Ownership
+from runtime.context import Runtime
+from runtime.queues import enqueue_batches, partition_queue
+from worker.context import WorkerContext
 from worker.leases import PartitionLeases
-from worker.queues import enqueue_batches, partition_queue
 from worker.reconciler import reconcile
-from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 ROUND_S = 1.0
 
 
-class _RqWorker(SimpleWorker):
-    """SimpleWorker that ends its `work` loop after a deadline and reports stop requests."""
+class _BoundJob(Job):
+    """A job whose function is the worker's own, bound to its context (`worker.context`):
+    RQ's import of the function's name is never used."""
 
+    bound: Any = None
+
+    @property
+    def func(self) -> Any:
+        return self.bound
+
+
+class _RqWorker(SimpleWorker):
+    """SimpleWorker that runs only this worker's job functions, ends its `work` loop after
+    a deadline and reports stop requests."""
+
+    context: WorkerContext
     on_stop_request: Any = None
     deadline: float = float("inf")
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        # An unknown function name stays unbound: RQ fails the job without running it.
+        bound = self.context.bind(job.func_name)
+        if isinstance(job, _BoundJob):
+            job.bound = bound
+        if bound is None:
+            log.error("refused job %s: %r is not a LedgerFlow job", job.id, job.func_name)
         super().execute_job(job, queue)
         if time.monotonic() >= self.deadline:
             self._stop_requested = True
@@ -75,6 +96,7 @@ class PartitionWorker:
         name: str | None = None,
     ) -> None:
         self.runtime = runtime
+        self.context = WorkerContext.build(runtime)
         settings = runtime.settings
         self.pinned = sorted(pinned) if pinned else None
         self.name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
@@ -85,13 +107,13 @@ class PartitionWorker:
             self.ownership,
             owner=self.name,
             report=self.report,
-            on_change=lambda kind, n: runtime.telemetry.count(f"leases|{kind}", n),
+            on_change=lambda kind, n: self.context.telemetry.count(f"leases|{kind}", n),
         )
-        self.stopping = runtime.stopping
+        self.stopping = self.context.stopping
         self._next_reconcile = 0.0
 
     def report(self, partitions: list[int]) -> WorkerReport:
-        batches, applied, last_error = self.runtime.telemetry.totals()
+        batches, applied, last_error = self.context.telemetry.totals()
         return WorkerReport(
             name=self.name,
             pinned=self.pinned,
@@ -118,7 +140,7 @@ class PartitionWorker:
         self.stopping.clear()
         self.ownership.ensure_partitions()
         self.ownership.register(self.report([]))
-        self.runtime.leases = self.leases
+        self.context.leases = self.leases
         self.leases.start_heartbeat(self.runtime.settings.lease_ttl_s / 3)
         log.info("worker %s started (pinned: %s)", self.name, self.pinned)
         try:
@@ -127,7 +149,7 @@ class PartitionWorker:
         finally:
             self.leases.stop_heartbeat()
             self.leases.release_all()
-            self.runtime.leases = None
+            self.context.leases = None
             try:
                 self.ownership.forget(self.name)
             except TransientFault as fault:
@@ -167,18 +189,13 @@ class PartitionWorker:
         if owned and now >= self._next_reconcile:
             self._next_reconcile = now + self.runtime.settings.reconcile_interval_s
             try:
-                reconcile(self.runtime, owned)
+                reconcile(self.context, owned)
             except Exception:
                 log.exception("reconciler failed")
         if not owned:
             self.stopping.wait(ROUND_S)
             return
-        rq_worker = _RqWorker(
-            [partition_queue(self.runtime.redis, p) for p in owned],
-            connection=self.runtime.redis,
-            serializer=JSONSerializer,
-            name=f"{self.name}.{time.monotonic_ns()}",
-        )
+        rq_worker = rq_worker_for(self.context, owned, name=f"{self.name}.{time.monotonic_ns()}")
         rq_worker.on_stop_request = self.request_stop
         rq_worker.deadline = now + ROUND_S
         try:
@@ -189,3 +206,25 @@ class PartitionWorker:
             )
         finally:
             self._install_signal_handlers()
+
+
+def rq_worker_for(context: WorkerContext, partitions: Sequence[int], *, name: str) -> _RqWorker:
+    """An RQ worker over the queues of `partitions` that runs jobs with `context`."""
+    rq_worker = _RqWorker(
+        [partition_queue(context.redis, p) for p in partitions],
+        connection=context.redis,
+        serializer=JSONSerializer,
+        job_class=_BoundJob,
+        name=name,
+    )
+    rq_worker.context = context
+    return rq_worker
+
+
+def drain(context: WorkerContext) -> bool:
+    """Run every partition's queue in this process until all are empty, unfenced (tests and
+    tools that drain a ledger no worker owns); True when it ran any job."""
+    rq_worker = rq_worker_for(
+        context, range(context.settings.partitions), name=f"drain.{uuid.uuid4().hex[:8]}"
+    )
+    return bool(rq_worker.work(burst=True, logging_level="WARNING"))

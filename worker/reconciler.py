@@ -12,27 +12,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from worker.queues import enqueue_batches, partitions_with_jobs
-from worker.runtime import Runtime
+from runtime.queues import enqueue_batches, partitions_with_jobs
+from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 
 
-def reconcile(runtime: Runtime, partitions: Iterable[int]) -> dict[int, int]:
+def reconcile(context: WorkerContext, partitions: Iterable[int]) -> dict[int, int]:
     """Enqueue jobs for stale partitions among `partitions`; return {partition: newest id}."""
     wanted = set(partitions)
     stale = {
         partition: newest
-        for partition, newest in runtime.ledger.stale_partitions(
-            runtime.settings.stale_after_s
+        for partition, newest in context.ledger.stale_partitions(
+            context.settings.stale_after_s
         ).items()
         if partition in wanted
     }
     if not stale:
         return {}
-    waiting = partitions_with_jobs(runtime.redis, sorted(stale), include_started=False)
+    waiting = partitions_with_jobs(context.redis, sorted(stale), include_started=False)
     lost: dict[int, int] = {p: newest for p, newest in stale.items() if p not in waiting}
     if lost:
-        enqueue_batches(runtime.redis, {p: [newest] for p, newest in lost.items()}, force=True)
+        enqueue_batches(context.redis, {p: [newest] for p, newest in lost.items()}, force=True)
         log.warning("reconciler re-enqueued partitions %s", sorted(lost))
     return lost

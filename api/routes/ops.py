@@ -11,8 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from api.dependencies import LedgerDep, RuntimeDep
 from api.problems import PROBLEM_RESPONSES
-from worker.queues import queue_depths
-from worker.status import cluster_status
+from runtime.status import ops_status
 
 router = APIRouter(prefix="/api/v1/ops", tags=["operations"], responses=PROBLEM_RESPONSES)
 page_router = APIRouter(tags=["operations"])
@@ -20,28 +19,29 @@ OPS_PAGE = Path(__file__).resolve().parent.parent / "static" / "ops.html"
 
 
 @router.get("/status")
-async def status(runtime: RuntimeDep) -> dict[str, Any]:
+async def status(runtime: RuntimeDep, ledger: LedgerDep) -> dict[str, Any]:
     """Partitions (depth, oldest age, owner, applied/s, refused/s), workers (heartbeat,
     partitions, batches, last error), totals and failed postings: what `ledgerflow ops
     status --json` prints."""
-    return await asyncio.to_thread(cluster_status, runtime)
+    current = await asyncio.to_thread(ops_status, runtime, ledger)
+    return current.to_json()
 
 
 @router.get("/partitions")
-async def partitions(ledger: LedgerDep, runtime: RuntimeDep) -> dict[str, Any]:
-    """Per partition: postings queued in PostgreSQL, the oldest one's age, RQ jobs waiting."""
-    lag = await asyncio.to_thread(ledger.partition_lag)
-    depths = await asyncio.to_thread(queue_depths, runtime.redis, runtime.settings.partitions)
+async def partitions(runtime: RuntimeDep, ledger: LedgerDep) -> dict[str, Any]:
+    """Per partition: postings queued in PostgreSQL, the oldest one's age, RQ jobs waiting
+    (the partition columns of the status)."""
+    current = await asyncio.to_thread(ops_status, runtime, ledger)
     rows = [
         {
-            "partition": item.partition,
-            "queued": item.queued,
-            "oldest_age_s": round(item.oldest_age_s, 3),
-            "jobs_waiting": depths.get(item.partition, 0),
+            "partition": p.partition,
+            "queued": p.queued,
+            "oldest_age_s": p.oldest_age_s,
+            "jobs_waiting": p.jobs_waiting,
         }
-        for item in lag
+        for p in current.partitions
     ]
-    return {"queued": sum(row["queued"] for row in rows), "partitions": rows}
+    return {"queued": current.totals.queued, "partitions": rows}
 
 
 @page_router.get("/ops", response_class=HTMLResponse, include_in_schema=False)

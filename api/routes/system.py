@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api.dependencies import RuntimeDep
+from api.dependencies import LedgerDep, RuntimeDep
 from api.metrics import exposition
 
 router = APIRouter(tags=["system"])
@@ -42,5 +42,5 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-def metrics(runtime: RuntimeDep) -> Response:
-    return Response(exposition(runtime), media_type=CONTENT_TYPE_LATEST)
+def metrics(runtime: RuntimeDep, ledger: LedgerDep) -> Response:
+    return Response(exposition(runtime, ledger), media_type=CONTENT_TYPE_LATEST)

@@ -22,7 +22,7 @@ from api.schemas import (
     TransactionPage,
     TransactionPublic,
 )
-from ledger_core.errors import InputError
+from ledger_core.errors import IdempotencyConflict, InputError
 from ledger_core.model import AccountId, Posting, TransactionId
 from ledger_core.rules import RawEntry, build_posting
 
@@ -66,12 +66,9 @@ async def submit_transaction(
     posting = to_posting(body)
     since = time.monotonic()
     [accepted] = await intake.submit([(client_id, posting)])
-    if accepted.conflict is not None:
-        raise accepted.conflict
-    assert accepted.record is not None
     wait_s = wait_seconds(wait, prefer)
     record = await settle(
-        accepted.record,
+        accepted.stored(),
         client_id=client_id,
         wait_s=wait_s,
         ledger=ledger,
@@ -96,15 +93,14 @@ async def submit_batch(body: BatchCreate, client_id: ClientDep, intake: IntakeDe
             results[index] = error_body(error, index=index)
     accepted = await intake.submit([(client_id, p) for _, p in valid]) if valid else []
     for (index, posting), answer in zip(valid, accepted, strict=True):
-        if answer.conflict is not None:
+        try:
+            record = answer.stored()
+        except IdempotencyConflict as conflict:
             results[index] = error_body(
-                answer.conflict, index=index, idempotency_key=posting.idempotency_key
+                conflict, index=index, idempotency_key=posting.idempotency_key
             )
-        else:
-            assert answer.record is not None
-            results[index] = posting_public(answer.record).model_dump(
-                mode="json", exclude_none=True
-            )
+            continue
+        results[index] = posting_public(record).model_dump(mode="json", exclude_none=True)
     return JSONResponse({"results": results})
 
 

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from ledger_core.tables import metadata
+from ledger_core.store.tables import metadata
 
 config = context.config
 connection = config.attributes.get("connection")

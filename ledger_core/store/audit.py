@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Set
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, case, func, select
 
-from ledger_core.repository import Database
-from ledger_core.tables import accounts, entries, posting_requests, transactions
+from ledger_core.store.database import Database, Repository
+from ledger_core.store.tables import accounts, entries, posting_requests, transactions
 
 _signed = case(
     (entries.c.direction == "debit", entries.c.amount_minor), else_=-entries.c.amount_minor
@@ -148,8 +148,10 @@ def _queued_are_carried(
     ]
 
 
-def audit(database: Database, *, carried: Set[int], accepted_before: datetime) -> AuditReport:
-    """Run every check in one read snapshot; `carried`: partitions that have a live job."""
+def audit(database: Database, *, carried: Set[int], grace_s: float) -> AuditReport:
+    """Run every check in one read snapshot; `carried`: partitions that have a live job.
+    Queued requests younger than `grace_s` by the database's clock are not yet expected
+    to be carried."""
     report = AuditReport()
     isolation = "REPEATABLE READ" if database.dialect == "postgresql" else "SERIALIZABLE"
     with (
@@ -164,6 +166,7 @@ def audit(database: Database, *, carried: Set[int], accepted_before: datetime) -
             _requests_match_transactions,
         ):
             report.problems.extend(check(connection))
+        accepted_before = Repository(connection).now() - timedelta(seconds=grace_s)
         report.problems.extend(_queued_are_carried(connection, carried, accepted_before))
         for status, count in connection.execute(
             select(posting_requests.c.status, func.count()).group_by(posting_requests.c.status)

@@ -10,6 +10,8 @@ updating or deleting entries and transactions.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -31,6 +33,22 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment with its UTC offset on every dialect. PostgreSQL's timestamptz has one;
+    SQLite stores text without it, so a value read back there is marked as the UTC it is."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 metadata = MetaData(
     naming_convention={
@@ -60,7 +78,7 @@ accounts = Table(
     Column("credits_posted", BigInteger(), nullable=False, server_default="0"),
     Column(
         "created_at",
-        DateTime(timezone=True),
+        UtcDateTime(),
         nullable=False,
         server_default=func.current_timestamp(),
     ),
@@ -93,11 +111,11 @@ posting_requests = Table(
     Column("error_detail", Text()),
     Column(
         "accepted_at",
-        DateTime(timezone=True),
+        UtcDateTime(),
         nullable=False,
         server_default=func.current_timestamp(),
     ),
-    Column("finished_at", DateTime(timezone=True)),
+    Column("finished_at", UtcDateTime()),
     UniqueConstraint("client_id", "idempotency_key"),
     CheckConstraint("status IN ('queued', 'posted', 'rejected', 'failed')", name="status"),
     CheckConstraint("(status = 'queued') = (finished_at IS NULL)", name="finished_when_final"),
@@ -130,7 +148,7 @@ transactions = Table(
     Column("metadata", Document, nullable=False),
     Column(
         "posted_at",
-        DateTime(timezone=True),
+        UtcDateTime(),
         nullable=False,
         server_default=func.current_timestamp(),
     ),
@@ -167,7 +185,7 @@ partition_leases = Table(
     Column("partition", SmallInteger(), primary_key=True, autoincrement=False),
     Column("owner", String(200)),
     Column("token", BigInteger(), nullable=False, server_default="0"),
-    Column("renewed_at", DateTime(timezone=True)),
+    Column("renewed_at", UtcDateTime()),
     CheckConstraint("token >= 0", name="token_positive"),
     CheckConstraint("(owner IS NULL) = (renewed_at IS NULL)", name="owned_when_renewed"),
 )
@@ -183,12 +201,12 @@ workers = Table(
     Column("batches", BigInteger(), nullable=False, server_default="0"),
     Column("applied", BigInteger(), nullable=False, server_default="0"),
     Column("last_error", Text()),
-    Column("last_error_at", DateTime(timezone=True)),
+    Column("last_error_at", UtcDateTime()),
     Column(
         "started_at",
-        DateTime(timezone=True),
+        UtcDateTime(),
         nullable=False,
         server_default=func.current_timestamp(),
     ),
-    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
 )
