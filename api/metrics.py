@@ -56,7 +56,7 @@ REFUSED_BY_BACKPRESSURE = Counter(
 
 class ClusterCollector(Collector):
     """The deployment as a whole, read at scrape time: partitions from PostgreSQL and Redis,
-    and the counters and histograms every worker adds to Redis (see `worker.telemetry`)."""
+    and the counters and histograms every worker adds to Redis (see `runtime.telemetry`)."""
 
     def __init__(self, runtime: Runtime, ledger: Ledger) -> None:
         self.runtime = runtime

@@ -2,7 +2,7 @@
 
 Each API process keeps one Redis subscription to the workers' outcome channel and a map
 from request id to the futures of requests waiting on it. A wake-up resolves the futures
-with what the worker published (see `worker.outcomes`). Wake-ups of the last few seconds
+with what the worker published (see `runtime.wakeups`). Wake-ups of the last few seconds
 are kept (`RECENT_MAX` of them), so a waiter that registers after its outcome was
 published finds it there without asking PostgreSQL; while the subscription is down,
 waiters ask PostgreSQL instead. Because a message can still be missed (published before

@@ -2,14 +2,14 @@
 
 `apply_partition` drains the partition in acceptance order, one PostgreSQL transaction per
 batch, until a batch comes back short; then it deletes the partition's pending marker (see
-`worker.queues`) and drains once more, so requests accepted while it worked ride on this
+`runtime.queues`) and drains once more, so requests accepted while it worked ride on this
 job instead of enqueueing their own. After `BATCHES_PER_JOB_MAX` full batches, or when the
 process is asked to stop, it ends after the batch in hand and makes sure a job follows, so
 one deep partition cannot hold a worker away from its other partitions and a stop never
 waits for a deep partition to drain.
 
 In a worker process every batch is fenced with the partition's lease (see
-`ledger_core.ownership`): a job for a partition this process does not own, or no longer
+`ledger_core.store.leases`): a job for a partition this process does not own, or no longer
 owns, writes nothing and hands the partition back to the queue for its owner.
 
 A batch that fails for a reason a retry will not cure is halved until the one request that

@@ -1,6 +1,6 @@
 """A worker's partition leases: claimed, renewed by a heartbeat thread, released.
 
-The leases themselves are rows in PostgreSQL (`ledger_core.ownership`): the same database
+The leases themselves are rows in PostgreSQL (`ledger_core.store.leases`): the same database
 that the apply transaction writes checks the fencing token, so no clock or Redis view can
 let two workers commit batches for one partition. This class keeps the worker's own view,
 {partition: token}, and hands out the `Fence` each batch carries.

@@ -11,7 +11,7 @@ Each round of the loop:
    of the partitions it owns, for at most `ROUND_S` seconds or one second of idleness.
 
 A heartbeat thread renews the leases and the registry row every third of the lease time.
-Every batch is fenced with its lease (see `ledger_core.ownership`). SIGTERM or SIGINT ends
+Every batch is fenced with its lease (see `ledger_core.store.leases`). SIGTERM or SIGINT ends
 the job in hand after its current batch, releases the leases and exits 0.
 """
 
