@@ -23,7 +23,7 @@ from typing import Any
 
 from ledger_core.model import PostingStatus, RequestId
 from ledger_core.services import Ledger
-from runtime.wakeups import OUTCOMES_CHANNEL, Wakeup, parse_outcomes
+from runtime.wakeups import Wakeup, outcomes_channel, parse_outcomes
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 1.0
@@ -106,7 +106,7 @@ class OutcomeHub:
             redis = self.redis_factory()
             try:
                 async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(OUTCOMES_CHANNEL)
+                    await pubsub.subscribe(outcomes_channel(redis))
                     self._listening = True
                     async for message in pubsub.listen():
                         if message.get("type") != "message":

@@ -21,7 +21,17 @@ from redis import Redis
 
 from ledger_core.model import PostingStatus
 
-OUTCOMES_CHANNEL = "ledgerflow:outcomes"
+OUTCOMES_CHANNEL_PREFIX = "ledgerflow:outcomes:db"
+
+
+def outcomes_channel(redis: Any) -> str:
+    """The wake-up channel of the deployment that uses `redis` (a client or a pipeline).
+
+    Redis keeps one pub/sub namespace for all its databases, so the channel names the
+    database number: deployments (or test runs) on different databases of one server
+    never hear each other's wake-ups, which name requests by id.
+    """
+    return f"{OUTCOMES_CHANNEL_PREFIX}{redis.connection_pool.connection_kwargs.get('db', 0)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +54,7 @@ class Wakeup:
 def publish_outcomes(redis: Redis, finished: Iterable[Wakeup]) -> None:
     items = [wakeup.item() for wakeup in finished]
     if items:
-        redis.publish(OUTCOMES_CHANNEL, json.dumps(items, separators=(",", ":")))
+        redis.publish(outcomes_channel(redis), json.dumps(items, separators=(",", ":")))
 
 
 def parse_outcomes(message: bytes | str) -> list[Wakeup]:

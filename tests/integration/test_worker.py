@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis
+from rq.job import JobStatus
 from sqlalchemy import text
 
 import worker.jobs
+from runtime.context import Runtime
+from runtime.queues import enqueue_batches, partition_queue
+from runtime.wakeups import outcomes_channel
 from tests.integration.conftest import count_rows, drain, open_account, transfer
+from worker.context import WorkerContext
 from worker.main import PartitionWorker
-from worker.queues import enqueue_batches, partition_queue
 from worker.reconciler import reconcile
-from worker.runtime import Runtime, install_runtime
 
 
 def _accept(client: httpx.Client, bodies: list[dict[str, object]]) -> None:
@@ -86,20 +93,16 @@ def test_a_deep_partition_is_drained_by_continuation_jobs(
         runtime, settings=runtime.settings.model_copy(update={"apply_batch_max": 4})
     )
     monkeypatch.setattr(worker.jobs, "BATCHES_PER_JOB_MAX", 2)
-    install_runtime(small)
-    try:
-        applied: list[int] = []
-        real = worker.jobs.drain_partition
+    applied: list[int] = []
+    real = worker.jobs.drain_partition
 
-        def counting(runtime: Runtime, partition: int) -> tuple[int, bool]:
-            result = real(runtime, partition)
-            applied.append(result[0])
-            return result
+    def counting(context: WorkerContext, partition: int) -> tuple[int, bool]:
+        result = real(context, partition)
+        applied.append(result[0])
+        return result
 
-        monkeypatch.setattr(worker.jobs, "drain_partition", counting)
-        drain(runtime)
-    finally:
-        install_runtime(runtime)
+    monkeypatch.setattr(worker.jobs, "drain_partition", counting)
+    drain(small)
     assert sum(applied) == 30
     assert len([n for n in applied if n]) >= 4  # no job applied more than two batches of 4
     assert max(applied) <= 8
@@ -170,6 +173,7 @@ def _verify(runtime: Runtime, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # `ledgerflow verify` in a process of its own
 def test_verify_passes_on_a_sound_ledger_and_fails_on_a_corrupted_balance(
     client: httpx.Client, runtime: Runtime
 ) -> None:
@@ -192,6 +196,7 @@ def test_verify_passes_on_a_sound_ledger_and_fails_on_a_corrupted_balance(
     )
 
 
+@pytest.mark.slow  # `ledgerflow verify` in a process of its own
 def test_verify_reports_accepted_requests_that_no_job_carries(
     client: httpx.Client, runtime: Runtime
 ) -> None:
@@ -224,3 +229,45 @@ def test_a_pinned_worker_takes_its_partitions_from_whoever_holds_them(
         pinned.leases.release_all()
         other.leases.release_all()
     assert all(lease.owner is None for lease in other.ownership.leases())
+
+
+def test_a_worker_runs_only_its_own_job_functions(runtime: Runtime, tmp_path: Path) -> None:
+    """Whoever can write to Redis cannot choose what a worker executes: a job naming any
+    other function fails without that function being imported or run."""
+    target = tmp_path / "made-by-a-foreign-job"
+    foreign = partition_queue(runtime.redis, 0).enqueue("os.mkdir", str(target))
+    drain(runtime)
+    assert not target.exists()
+    assert foreign.get_status(refresh=True) == JobStatus.FAILED
+
+
+def test_wake_ups_of_another_redis_database_are_not_heard(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    """Redis has one pub/sub namespace for all its databases. A deployment on another
+    database publishing wake-ups for the same request ids (they start at 1 in every fresh
+    database) must not answer our waiting POST with its transaction."""
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    db = runtime.redis.connection_pool.connection_kwargs["db"]
+    where = runtime.redis.connection_pool.connection_kwargs
+    neighbour = Redis(host=where["host"], port=where["port"], db=(db + 1) % 16)
+    assert outcomes_channel(neighbour) != outcomes_channel(runtime.redis)
+    fake = json.dumps(
+        [
+            [i, "posted", "00000000-0000-4000-8000-000000000000", "2000-01-01T00:00:00+00:00"]
+            for i in range(1, 6)
+        ]
+    )
+    answers: list[httpx.Response] = []
+    body = transfer(wallet, merchant, "3.00", "NEIGHBOUR-1")
+    waited = threading.Thread(
+        target=lambda: answers.append(client.post("/api/v1/transactions?wait=2", json=body))
+    )
+    waited.start()
+    deadline = time.monotonic() + 10
+    while waited.is_alive() and time.monotonic() < deadline:
+        neighbour.publish(outcomes_channel(neighbour), fake)
+        time.sleep(0.02)
+    waited.join(timeout=10)
+    assert answers[0].status_code == 202, answers[0].text
+    assert answers[0].json()["status"] == "queued"
