@@ -150,9 +150,10 @@ def posting_to_document(posting: Posting) -> dict[str, object]:
 
 def posting_from_document(document: Mapping[str, object]) -> Posting:
     entries = document["entries"]
-    assert isinstance(entries, list)
     metadata = document.get("metadata") or {}
-    assert isinstance(metadata, dict)
+    if not isinstance(entries, list) or not isinstance(metadata, dict):
+        # Documents are written by `posting_to_document` alone: this is a damaged row.
+        raise TypeError("a stored posting document needs a list of entries and a metadata map")
     return Posting(
         idempotency_key=str(document["idempotency_key"]),
         currency=str(document["currency"]),

@@ -186,3 +186,90 @@ def test_format_of_parse_is_the_input_padded_to_the_exponent(
 @pytest.mark.parametrize("amount_minor", [1, 9, 10, 99, 100, 101, 123456789, BIGINT_MAX])
 def test_parse_of_format_gives_back_the_minor_units(amount_minor: int, currency: str) -> None:
     assert parse_amount(format_amount(amount_minor, currency), currency) == amount_minor
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("1\u0662", id="arabic-indic-digit-after-ascii-digit"),
+        pytest.param("12\uff13", id="fullwidth-digit-after-ascii-digits"),
+        pytest.param("1.\u0665\u0660", id="arabic-indic-decimals"),
+        pytest.param("1.5\u0660", id="arabic-indic-zero-as-second-decimal"),
+        pytest.param("9\u0969", id="devanagari-digit-after-ascii-digit"),
+    ],
+)
+def test_parse_amount_refuses_non_ascii_digits_after_an_ascii_first_digit(text: str) -> None:
+    """Python's int() reads any Unicode digit, so only the pattern keeps "1\u0662" from 12."""
+    with pytest.raises(InvalidAmount) as raised:
+        parse_amount(text, "USD")
+    assert raised.value.detail == (
+        f'amount {text!r} is not a plain decimal string such as "125.00"'
+    )
+
+
+# The detail of each refusal: it quotes at most the first 40 characters of what was sent.
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "detail"),
+    [
+        pytest.param(
+            "12,50",
+            "EUR",
+            "amount '12,50' is not a plain decimal string such as \"125.00\"",
+            id="not-plain",
+        ),
+        pytest.param(
+            "x" * 41,
+            "EUR",
+            f'amount {"x" * 40!r} is not a plain decimal string such as "125.00"',
+            id="not-plain-long",
+        ),
+        pytest.param(
+            "12.345", "USD", "amount '12.345' has 3 decimals; USD allows 2", id="too-many-decimals"
+        ),
+        pytest.param(
+            "1." + "0" * 45,
+            "USD",
+            f"amount {'1.' + '0' * 38!r} has 45 decimals; USD allows 2",
+            id="too-many-decimals-long",
+        ),
+        pytest.param("5.5", "JPY", "amount '5.5' has 1 decimals; JPY allows 0", id="yen-decimal"),
+        pytest.param(
+            "1" * 41,
+            "JPY",
+            f"amount {'1' * 40!r} is beyond the largest storable amount",
+            id="too-many-digits",
+        ),
+        pytest.param(
+            "9223372036854775808",
+            "JPY",
+            "amount '9223372036854775808' is beyond the largest storable amount",
+            id="bigint-plus-one",
+        ),
+        pytest.param("0.00", "USD", "amount '0.00' must be greater than zero", id="zero"),
+    ],
+)
+def test_invalid_amount_detail_says_what_is_wrong(text: str, currency: str, detail: str) -> None:
+    with pytest.raises(InvalidAmount) as raised:
+        parse_amount(text, currency)
+    assert raised.value.detail == detail
+
+
+# `currency_exponent` is cached with @cache, and mutmut does not mutate decorated functions,
+# so each of its three refusals is pinned here by its detail.
+
+
+@pytest.mark.parametrize(
+    ("currency", "detail"),
+    [
+        pytest.param("usd", "currency 'usd' is not an upper-case ISO 4217 code", id="lower-case"),
+        pytest.param("US", "currency 'US' is not an upper-case ISO 4217 code", id="two-letters"),
+        pytest.param("ZZZ", "currency 'ZZZ' is not an ISO 4217 code", id="not-assigned"),
+        pytest.param("XAU", "currency 'XAU' has no minor unit in ISO 4217", id="gold"),
+    ],
+)
+def test_unsupported_currency_detail_says_why(currency: str, detail: str) -> None:
+    with pytest.raises(UnsupportedCurrency) as raised:
+        currency_exponent(currency)
+    assert raised.value.detail == detail

@@ -377,3 +377,24 @@ def test_partition_of_spreads_over_every_partition_and_stays_in_range() -> None:
 def test_partition_of_lies_in_range_for_any_count(partitions: int) -> None:
     for account_id in random_account_ids(300, seed=partitions):
         assert 0 <= partition_of(account_id, partitions) < partitions
+
+
+# Refusal details: what a client reads in the problem body
+
+
+def test_unbalanced_detail_gives_both_sides_in_minor_units() -> None:
+    """Dr wallet 125.00, Cr merchant 124.00, Cr fees 0.99: a cent short on the credit side."""
+    entries = [debit(WALLET, "125.00"), credit(MERCHANT, "124.00"), credit(FEES, "0.99")]
+
+    with pytest.raises(Unbalanced) as raised:
+        purchase(entries=entries)
+
+    assert raised.value.detail == "debits (12500) must equal credits (12499) in minor units"
+
+
+@pytest.mark.parametrize("value", [3, None, {"a": "b"}, ["a"], b"bytes"])
+def test_metadata_value_detail_names_the_key_that_is_not_a_string(value: object) -> None:
+    with pytest.raises(InvalidMetadata) as raised:
+        purchase(metadata={"channel": "web", "count": value})
+
+    assert raised.value.detail == "metadata value of 'count' must be a string"
