@@ -4,6 +4,7 @@ A missing server fails the run with what to start; nothing is skipped. Each test
 from empty tables and an empty Redis database. Servers used:
   LEDGERFLOW_TEST_POSTGRES_URL  default postgresql://root@127.0.0.1:5432
   LEDGERFLOW_TEST_REDIS_URL     default redis://127.0.0.1:6379/11
+  LEDGERFLOW_TEST_DATABASE      default ledgerflow_test (dropped and recreated at session start)
 """
 
 from __future__ import annotations
@@ -22,21 +23,21 @@ import psycopg
 import pytest
 import uvicorn
 from redis import Redis
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 
 from api.app import create_app
 from ledger_core.settings import Settings
+from ledgerflow.cli import embedded_settings
 from ledgerflow.migrate import upgrade_to_head
-from worker.queues import partition_queue
-from worker.runtime import Runtime, build_runtime, install_runtime
+from runtime.context import Runtime, build_runtime
+from worker.context import WorkerContext
+from worker.main import drain as drain_queues
 
 if TYPE_CHECKING:
     from tests.integration.processes import Processes
 
 POSTGRES_URL = os.environ.get("LEDGERFLOW_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432")
 REDIS_URL = os.environ.get("LEDGERFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
-TEST_DATABASE = "ledgerflow_test"
+TEST_DATABASE = os.environ.get("LEDGERFLOW_TEST_DATABASE", "ledgerflow_test")
 PARTITIONS = 4
 
 
@@ -94,22 +95,53 @@ def settings(database_url: str, redis_url: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def runtime(settings: Settings) -> Iterator[Runtime]:
+def postgres_runtime(settings: Settings) -> Iterator[Runtime]:
     runtime = build_runtime(settings)
-    install_runtime(runtime)
     yield runtime
-    install_runtime(None)
     runtime.database.dispose()
+
+
+@pytest.fixture(scope="session")
+def embedded_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """The embedded default exactly as `ledgerflow dev` configures it (SQLite file, the
+    in-process Redis), with nothing of the test environment's LEDGERFLOW_* variables."""
+    database_file = tmp_path_factory.mktemp("embedded") / "ledgerflow-dev.db"
+    with pytest.MonkeyPatch.context() as environment:
+        for name in [n for n in os.environ if n.startswith("LEDGERFLOW_")]:
+            environment.delenv(name)
+        settings = embedded_settings(str(database_file))
+    upgrade_to_head(settings.sqlalchemy_url())
+    runtime = build_runtime(settings)
+    yield runtime
+    runtime.database.dispose()
+
+
+# Modules whose tests hold for both stores run on each with
+# `pytestmark = pytest.mark.parametrize("runtime", STORES, indirect=True)`.
+STORES = ["postgresql", "embedded"]
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest, postgres_runtime: Runtime) -> Runtime:
+    """The store under test: PostgreSQL and real Redis, or (parametrized) the embedded one."""
+    if getattr(request, "param", "postgresql") == "embedded":
+        embedded: Runtime = request.getfixturevalue("embedded_runtime")
+        return embedded
+    return postgres_runtime
+
+
+_TABLES = ("entries", "transactions", "posting_requests", "accounts", "partition_leases", "workers")
 
 
 @pytest.fixture(autouse=True)
 def clean(runtime: Runtime) -> Iterator[None]:
     """Every test starts from an empty ledger and an empty Redis database."""
     with runtime.database.engine.begin() as connection:
-        connection.exec_driver_sql(
-            "TRUNCATE entries, transactions, posting_requests, accounts, partition_leases,"
-            " workers RESTART IDENTITY CASCADE"
-        )
+        if runtime.database.dialect == "postgresql":
+            connection.exec_driver_sql(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE")
+        else:
+            for table in _TABLES:
+                connection.exec_driver_sql(f"DELETE FROM {table}")
     runtime.redis.flushdb()
     yield
 
@@ -141,9 +173,18 @@ def serve(runtime: Runtime) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def api_url(runtime: Runtime) -> Iterator[str]:
-    with serve(runtime) as url:
-        yield url
+def servers() -> Iterator[tuple[contextlib.ExitStack, dict[int, str]]]:
+    """The API servers of the session, one per store, started when first asked for."""
+    with contextlib.ExitStack() as stack:
+        yield stack, {}
+
+
+@pytest.fixture
+def api_url(runtime: Runtime, servers: tuple[contextlib.ExitStack, dict[int, str]]) -> str:
+    stack, urls = servers
+    if id(runtime) not in urls:
+        urls[id(runtime)] = stack.enter_context(serve(runtime))
+    return urls[id(runtime)]
 
 
 @pytest.fixture
@@ -153,10 +194,9 @@ def client(api_url: str) -> Iterator[httpx.Client]:
 
 
 def drain(runtime: Runtime) -> bool:
-    """Run an RQ SimpleWorker in this process over every partition until the queues are empty."""
-    queues = [partition_queue(runtime.redis, p) for p in range(runtime.settings.partitions)]
-    worker = SimpleWorker(queues, connection=runtime.redis, serializer=JSONSerializer)
-    return worker.work(burst=True, logging_level="WARNING")
+    """Run the worker's RQ loop in this process over every partition until the queues are
+    empty (burst mode, unfenced); True when it ran any job."""
+    return drain_queues(WorkerContext.build(runtime))
 
 
 def open_account(client: httpx.Client, **fields: Any) -> str:

@@ -14,9 +14,9 @@ import httpx
 from sqlalchemy import text
 
 from ledger_core.rules import posting_from_document
+from runtime.context import Runtime
 from tests.integration.conftest import transfer
 from tests.integration.processes import Processes
-from worker.runtime import Runtime
 
 
 def open_accounts(api: str, count: int) -> list[str]:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.integration.conftest import count_rows, drain, open_account, transfer
-from worker.runtime import Runtime
+from runtime.context import Runtime
+from tests.integration.conftest import STORES, count_rows, drain, open_account, transfer
+
+# The contract holds for both stores: PostgreSQL, and the embedded default of `ledgerflow dev`.
+pytestmark = pytest.mark.parametrize("runtime", STORES, indirect=True)
 
 
 @pytest.fixture
@@ -17,6 +22,19 @@ def pair(client: httpx.Client) -> tuple[str, str]:
     wallet = open_account(client, name="User Wallet", account_type="asset")
     merchant = open_account(client, name="Merchant Settlement", account_type="liability")
     return wallet, merchant
+
+
+def wait_until_queued_with_jobs(client: httpx.Client, count: int) -> None:
+    """Return once the server reports `count` postings queued and a job waiting in every
+    partition that holds one, so that a drain from now on applies them all."""
+    deadline = time.monotonic() + 10
+    while True:
+        view = client.get("/api/v1/ops/partitions").json()
+        busy = [row for row in view["partitions"] if row["queued"]]
+        if view["queued"] == count and all(row["jobs_waiting"] for row in busy):
+            return
+        assert time.monotonic() < deadline, f"{count} postings were not queued in 10 s: {view}"
+        time.sleep(0.02)
 
 
 def test_account_is_created_read_listed_and_deactivated(client: httpx.Client) -> None:
@@ -111,7 +129,7 @@ def test_wait_answers_201_once_applied_by_a_worker(
         )
     )
     request.start()
-    time.sleep(0.3)
+    wait_until_queued_with_jobs(client, 1)
     drain(runtime)
     request.join(timeout=15)
     [response] = results
@@ -148,7 +166,7 @@ def test_a_waited_answer_is_what_reading_the_posting_back_returns(
     senders = [threading.Thread(target=send, args=(key,)) for key in bodies]
     for sender in senders:
         sender.start()
-    time.sleep(0.3)
+    wait_until_queued_with_jobs(client, len(bodies))
     drain(runtime)
     for sender in senders:
         sender.join(timeout=15)
@@ -168,6 +186,24 @@ def test_a_waited_answer_is_what_reading_the_posting_back_returns(
     assert refused["detail"] == stored_error["detail"]
 
 
+def test_times_carry_their_utc_offset_and_ids_are_uuids(
+    client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
+) -> None:
+    wallet, merchant = pair
+    account = client.get(f"/api/v1/accounts/{wallet}").json()
+    assert (
+        client.post("/api/v1/transactions", json=transfer(wallet, merchant, "2", "T-1")).status_code
+        == 202
+    )
+    drain(runtime)
+    transaction = client.get("/api/v1/postings/T-1").json()["transaction"]
+    for moment in (account["created_at"], transaction["posted_at"]):
+        assert datetime.fromisoformat(moment).utcoffset() == timedelta(0), moment
+    assert str(uuid.UUID(account["id"])) == account["id"]
+    assert str(uuid.UUID(transaction["id"])) == transaction["id"]
+    assert client.get(f"/api/v1/transactions/{transaction['id']}").json() == transaction
+
+
 def test_prefer_wait_header_is_honoured(
     client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
 ) -> None:
@@ -184,6 +220,7 @@ def test_prefer_wait_header_is_honoured(
     assert 0.9 <= elapsed < 5
 
 
+@pytest.mark.slow  # waits run out after 2 s and 1 s, on each store
 def test_a_wait_that_runs_out_is_202_after_about_n_seconds(
     client: httpx.Client, pair: tuple[str, str]
 ) -> None:

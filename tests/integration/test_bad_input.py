@@ -8,8 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import count_rows, open_account, transfer
-from worker.runtime import Runtime
+from runtime.context import Runtime
+from tests.integration.conftest import STORES, count_rows, open_account, transfer
+
+# The contract holds for both stores: PostgreSQL, and the embedded default of `ledgerflow dev`.
+pytestmark = pytest.mark.parametrize("runtime", STORES, indirect=True)
 
 WALLET = "wallet"
 MERCHANT = "merchant"

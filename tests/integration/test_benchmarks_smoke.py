@@ -12,7 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.processes import Processes
+
+# Benchmark, soak and scaling runs in real processes: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def _run(processes: Processes, *args: str) -> subprocess.CompletedProcess[str]:
@@ -45,7 +50,19 @@ def test_end_to_end_benchmark_smoke(processes: Processes, tmp_path: Path) -> Non
     [report] = out.glob("smoke-*.json")
     assert list(out.glob("smoke-*.md")) and list(out.glob("smoke-*.png"))
     assert "| hot | queued batch |" in run.stdout
-    assert json.loads(report.read_text())
+    written = json.loads(report.read_text())
+    assert (written["all_applied"], written["timed_out"]) == (True, False)
+    # One phase per scenario and mode, direct included, each with all its postings accepted.
+    phases = {(phase["scenario"], phase["mode"]): phase for phase in written["runs"]}
+    assert set(phases) == {
+        (scenario, mode)
+        for scenario in ("uniform", "hot", "zipf")
+        for mode in ("single", "batch", "waited", "direct")
+    }
+    for (_, mode), phase in phases.items():
+        sent = written["settings"]["batch_postings" if mode == "batch" else "postings"]
+        assert phase["all_applied"], phase
+        assert phase["accepted"] == phase["postings_sent"] == sent
 
 
 def test_soak_smoke(processes: Processes, tmp_path: Path) -> None:

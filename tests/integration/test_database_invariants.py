@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from worker.runtime import Runtime
+from runtime.context import Runtime
 
 
 def _sqlstate(error: DBAPIError) -> str | None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from runtime.context import Runtime
 from tests.integration.conftest import count_rows, open_account, serve, transfer
-from worker.runtime import Runtime
 
 
 @pytest.fixture

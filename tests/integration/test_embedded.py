@@ -15,6 +15,9 @@ import pytest
 
 from tests.integration.conftest import free_port, transfer
 
+# A `ledgerflow dev` process: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[str]:

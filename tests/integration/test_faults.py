@@ -14,8 +14,10 @@ import threading
 import time
 
 import httpx
+import pytest
 from sqlalchemy import text
 
+from runtime.context import Runtime
 from tests.integration.conftest import transfer
 from tests.integration.load import (
     assert_applied_once,
@@ -24,7 +26,9 @@ from tests.integration.load import (
     wait_until_drained,
 )
 from tests.integration.processes import Processes
-from worker.runtime import Runtime
+
+# Real processes killed and restarted: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def _submit(

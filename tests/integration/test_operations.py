@@ -18,10 +18,10 @@ from sqlalchemy import text
 
 from ledger_core.model import AccountId
 from ledger_core.rules import partition_of
+from runtime.context import Runtime, build_runtime
 from tests.integration.conftest import drain, open_account, serve, transfer
 from tests.integration.load import open_accounts, wait_until_drained
 from tests.integration.processes import Processes
-from worker.runtime import Runtime, build_runtime
 
 
 def _ledgerflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -81,6 +81,7 @@ def _statuses(runtime: Runtime) -> dict[str, str]:
     return {row.idempotency_key: row.status for row in rows}
 
 
+@pytest.mark.slow  # API and worker processes
 def test_a_poison_posting_is_isolated_then_replayed_by_an_operator(
     runtime: Runtime, processes: Processes, poison_reference: None
 ) -> None:
@@ -120,6 +121,7 @@ def test_a_poison_posting_is_isolated_then_replayed_by_an_operator(
     assert _ledgerflow(processes.env, "verify", "--grace-s", "0").returncode == 0
 
 
+@pytest.mark.slow  # two `ledgerflow` processes
 def test_ops_retry_needs_keys_or_all(runtime: Runtime) -> None:
     assert _ledgerflow(_env(runtime), "ops", "retry").returncode == 2
     assert _ledgerflow(_env(runtime), "ops", "retry", "K", "--all").returncode == 2
@@ -140,6 +142,26 @@ def _uuid(text_id: str) -> uuid.UUID:
     return uuid.UUID(text_id)
 
 
+def _probe_until_refused(client: httpx.Client, debit: str, credit: str, prefix: str) -> None:
+    """Post from `debit` under fresh keys until the backpressure gate refuses one.
+
+    The gate acts on a reading it refreshes in the background; a refusal shows that the
+    reading has caught up. Nothing drains, so what it read only grows and the next posting
+    is refused too. Accepted probes stay queued behind the postings already there.
+    """
+    deadline = time.monotonic() + 10
+    attempt = 0
+    while True:
+        body = transfer(debit, credit, "1.00", f"{prefix}-{attempt}")
+        probe = client.post("/api/v1/transactions", json=body)
+        if probe.status_code != 202:
+            assert probe.status_code in (429, 503), probe.text
+            return
+        assert time.monotonic() < deadline, "the backpressure gate never refused in 10 s"
+        attempt += 1
+        time.sleep(0.05)
+
+
 def test_backpressure_answers_429_for_a_lagging_partition_and_recovers(
     runtime: Runtime,
 ) -> None:
@@ -151,7 +173,8 @@ def test_backpressure_answers_429_for_a_lagging_partition_and_recovers(
             sink = open_account(client, account_type="liability")
             first = client.post("/api/v1/transactions", json=transfer(lagging, sink, "1.00", "B-1"))
             assert first.status_code == 202
-            time.sleep(1.5)  # no worker runs: the partition's oldest posting ages past 1 s
+            # No worker runs: the partition's oldest posting ages past 1 s.
+            _probe_until_refused(client, lagging, sink, "B-PROBE")
             refused = client.post(
                 "/api/v1/transactions", json=transfer(lagging, sink, "1.00", "B-2")
             )
@@ -207,7 +230,7 @@ def test_backpressure_answers_503_when_the_whole_backlog_is_full(runtime: Runtim
             for i in range(4):
                 body = transfer(payer, payee, "1.00", f"F-{i}")
                 assert client.post("/api/v1/transactions", json=body).status_code == 202
-            time.sleep(0.5)
+            _probe_until_refused(client, payer, payee, "F-PROBE")
             refused = client.post(
                 "/api/v1/transactions", json=transfer(payer, payee, "1.00", "F-9")
             )
@@ -267,6 +290,7 @@ def test_metrics_parse_and_show_partitions_workers_and_batches(
         assert name in families, name
 
 
+@pytest.mark.slow  # API and worker processes
 def test_ops_status_names_owners_depths_and_workers(runtime: Runtime, processes: Processes) -> None:
     api = processes.start_api()
     payer, payee = open_accounts(api, 2)

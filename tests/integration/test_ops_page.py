@@ -25,10 +25,14 @@ from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger_core.model import AccountId
-from ledger_core.ownership import Ownership, WorkerReport
+from ledger_core.ownership import WorkerReport
 from ledger_core.rules import partition_of
+from ledger_core.store.leases import Ownership
+from runtime.context import Runtime
 from tests.integration.conftest import PARTITIONS, drain, open_account, transfer
-from worker.runtime import Runtime
+
+# Headless Chromium runs: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = (1400, 1000)

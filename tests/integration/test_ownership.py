@@ -17,6 +17,8 @@ import pytest
 from redis import Redis
 from sqlalchemy import text
 
+from runtime.context import Runtime
+from runtime.telemetry import read_counters
 from tests.integration.load import (
     SteadyLoad,
     assert_applied_once,
@@ -26,8 +28,9 @@ from tests.integration.load import (
     wait_until_drained,
 )
 from tests.integration.processes import Processes
-from worker.runtime import Runtime
-from worker.telemetry import read_counters
+
+# Real worker processes under load: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 LEASE_TTL_S = 2.0
 

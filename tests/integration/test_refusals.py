@@ -6,9 +6,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
-from tests.integration.conftest import count_rows, drain, open_account, transfer
-from worker.runtime import Runtime
+from runtime.context import Runtime
+from tests.integration.conftest import STORES, count_rows, drain, open_account, transfer
+
+# The contract holds for both stores: PostgreSQL, and the embedded default of `ledgerflow dev`.
+pytestmark = pytest.mark.parametrize("runtime", STORES, indirect=True)
 
 
 def _post_and_apply(

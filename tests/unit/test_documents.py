@@ -150,5 +150,5 @@ def test_a_damaged_stored_document_is_refused_not_misread(damage: dict[str, obje
         "description": None,
         "metadata": {},
     } | damage
-    with pytest.raises(TypeError, match="^a stored posting document needs a list of entries"):
+    with pytest.raises(TypeError, match=r"^a stored posting document needs a list of entries"):
         posting_from_document(document)
