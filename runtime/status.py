@@ -98,6 +98,45 @@ class OpsStatus:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionBacklog:
+    partition: int
+    queued: int
+    oldest_age_s: float
+    jobs_waiting: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The queue alone: what `GET /api/v1/ops/partitions` shows and load tools poll (two
+    reads, cheap enough to poll many times a second)."""
+
+    partitions: list[PartitionBacklog]
+
+    @property
+    def queued(self) -> int:
+        return sum(p.queued for p in self.partitions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"queued": self.queued, "partitions": [asdict(p) for p in self.partitions]}
+
+
+def backlog(runtime: Runtime, ledger: Ledger) -> Backlog:
+    """Per partition: postings queued in PostgreSQL, the oldest one's age, jobs waiting."""
+    depths = queue_depths(runtime.redis, runtime.settings.partitions)
+    return Backlog(
+        [
+            PartitionBacklog(
+                partition=item.partition,
+                queued=item.queued,
+                oldest_age_s=round(item.oldest_age_s, 3),
+                jobs_waiting=depths.get(item.partition, 0),
+            )
+            for item in ledger.partition_lag()
+        ]
+    )
+
+
 def ownership_of(runtime: Runtime) -> Ownership:
     settings = runtime.settings
     return Ownership(runtime.database, partitions=settings.partitions, ttl_s=settings.lease_ttl_s)
@@ -124,12 +163,10 @@ def _round(value: float | None) -> float | None:
 def ops_status(runtime: Runtime, ledger: Ledger) -> OpsStatus:
     """Read the deployment's status now."""
     ownership = ownership_of(runtime)
-    lag = ledger.partition_lag()
     leases = {lease.partition: lease for lease in ownership.leases()}
-    depths = queue_depths(runtime.redis, runtime.settings.partitions)
     rates = read_rates(runtime.redis, RATE_WINDOW_S)
     partitions: list[PartitionStatus] = []
-    for item in lag:
+    for item in backlog(runtime, ledger).partitions:
         lease = leases.get(item.partition)
         live = lease is not None and lease.live
         applied_s, refused_s = rates.get(item.partition, (0.0, 0.0))
@@ -137,8 +174,8 @@ def ops_status(runtime: Runtime, ledger: Ledger) -> OpsStatus:
             PartitionStatus(
                 partition=item.partition,
                 queued=item.queued,
-                oldest_age_s=round(item.oldest_age_s, 3),
-                jobs_waiting=depths.get(item.partition, 0),
+                oldest_age_s=item.oldest_age_s,
+                jobs_waiting=item.jobs_waiting,
                 owner=lease.owner if lease is not None and live else None,
                 lease_owner=lease.owner if lease is not None else None,
                 lease_age_s=_round(lease.age_s) if lease is not None and live else None,

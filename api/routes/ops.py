@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from api.dependencies import LedgerDep, RuntimeDep
 from api.problems import PROBLEM_RESPONSES
-from runtime.status import ops_status
+from runtime.status import backlog, ops_status
 
 router = APIRouter(prefix="/api/v1/ops", tags=["operations"], responses=PROBLEM_RESPONSES)
 page_router = APIRouter(tags=["operations"])
@@ -30,18 +30,9 @@ async def status(runtime: RuntimeDep, ledger: LedgerDep) -> dict[str, Any]:
 @router.get("/partitions")
 async def partitions(runtime: RuntimeDep, ledger: LedgerDep) -> dict[str, Any]:
     """Per partition: postings queued in PostgreSQL, the oldest one's age, RQ jobs waiting
-    (the partition columns of the status)."""
-    current = await asyncio.to_thread(ops_status, runtime, ledger)
-    rows = [
-        {
-            "partition": p.partition,
-            "queued": p.queued,
-            "oldest_age_s": p.oldest_age_s,
-            "jobs_waiting": p.jobs_waiting,
-        }
-        for p in current.partitions
-    ]
-    return {"queued": current.totals.queued, "partitions": rows}
+    (the backlog columns of the status, cheap enough to poll)."""
+    current = await asyncio.to_thread(backlog, runtime, ledger)
+    return current.to_json()
 
 
 @page_router.get("/ops", response_class=HTMLResponse, include_in_schema=False)
