@@ -1,10 +1,20 @@
 """`python -m benchmarks`: the end-to-end benchmark of a running LedgerFlow.
 
 Drives an already running service (and, with `--direct-url`, a second one started with
-LEDGERFLOW_MODE=direct, the baseline) on loopback addresses only; it starts nothing. For
-each run, scenario (uniform, hot, zipf) and mode (single, batch, waited, plus direct) it
-measures accepted/s, applied/s and latencies, and writes JSON, a Markdown table and a PNG
-chart under `--out`; the table also goes to stdout, progress to stderr.
+LEDGERFLOW_MODE=direct, the baseline) on loopback addresses only. For each run, scenario
+(uniform, hot, zipf) and mode (single, batch, waited, plus direct) it measures accepted/s,
+applied/s and latencies, and writes JSON, a Markdown table and a PNG chart under `--out`;
+the table also goes to stdout, progress to stderr.
+
+Each run also measures two ceilings, so that speed reads as a share of what this machine
+does that day: the HTTP ceiling (benchmarks/ceiling_app.py, which the benchmark serves
+itself on a free loopback port and ends by pid, unless given `--http-ceiling-url`) and the
+PostgreSQL ceiling (the ledger's writes in batches of 1,000, in the scratch database
+`--ceiling-database-url`, created if absent and emptied first; default: the database of
+LEDGERFLOW_DATABASE_URL with `_ceiling` appended). Every phase reports the CPU time per
+posting of the API, the workers, PostgreSQL, Redis and the load generator, from
+/proc/<pid>/stat; their pids are found from the ports, the service's worker registry,
+Redis's INFO and the postmaster, or named with `--api-pid` and `--worker-pid`.
 
 Exit 0 when every posting of every phase was accepted and applied, 3 when `--timeout-s`
 cut it short (what was measured is still reported), 4 when it finished but some postings
@@ -27,6 +37,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from benchmarks.e2e import BenchmarkError, Deadline, Figures, loopback_url
+from benchmarks.postgres_ceiling import scratch_url
 from benchmarks.report import markdown, write_report
 from benchmarks.runner import (
     BATCH_CONCURRENCY,
@@ -34,13 +45,14 @@ from benchmarks.runner import (
     CONNECTIONS_PER_CLIENT,
     QUEUED_MODES,
     WAIT_S,
+    Instruments,
     Results,
     Workload,
     run_all,
 )
 from benchmarks.scenarios import SCENARIOS
 from benchmarks.sending import SAMPLE_MAX
-from benchmarks.stats import medians, ratios
+from benchmarks.stats import ceiling_medians, medians, ratios
 
 EXIT_UNREACHABLE = 1
 EXIT_TIMED_OUT = 3
@@ -108,7 +120,28 @@ def parser() -> argparse.ArgumentParser:
     add("--out", type=Path, default=RESULTS_DIR, help="where the report files go")
     add("--timeout-s", type=at_least(1, float), default=900.0, help="for the whole benchmark")
     add("--smoke", action="store_true", help=f"{SMOKE_POSTINGS} postings, 1 run, for CI")
+    instruments_arguments(arguments.add_argument_group("ceilings and CPU figures").add_argument)
     return arguments
+
+
+def instruments_arguments(add: Callable[..., object]) -> None:
+    add("--no-ceilings", action="store_true", help="run neither ceiling")
+    add("--http-ceiling-url", default=None, help="a running ceiling_app (default: start one)")
+    add("--http-ceiling-port", type=at_least(1), default=None, help="for the one started")
+    add(
+        "--ceiling-database-url",
+        default=scratch_url(os.environ.get("LEDGERFLOW_DATABASE_URL")),
+        help="scratch database of the PostgreSQL ceiling, emptied first "
+        "(default: LEDGERFLOW_DATABASE_URL's database + _ceiling)",
+    )
+    add(
+        "--redis-url",
+        default=os.environ.get("LEDGERFLOW_REDIS_URL"),
+        help="the service's Redis, for its pid (default: LEDGERFLOW_REDIS_URL)",
+    )
+    add("--api-pid", type=int, action="append", default=[], help="the queued API's (repeat)")
+    add("--direct-api-pid", type=int, action="append", default=[], help="the direct API's")
+    add("--worker-pid", type=int, action="append", default=[], help="a worker's (repeat)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -117,6 +150,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     try:
         args.url = loopback_url(args.url)
         args.direct_url = args.direct_url and loopback_url(args.direct_url)
+        args.http_ceiling_url = args.http_ceiling_url and loopback_url(args.http_ceiling_url)
     except ValueError as error:
         arguments.error(str(error))
     if args.smoke:
@@ -142,7 +176,26 @@ def workload_of(args: argparse.Namespace) -> Workload:
         runs=args.runs,
         pool_shards=args.pool_shards,
         client_id=f"bench-{uuid.uuid4().hex[:12]}",
+        instruments=Instruments(
+            ceilings=not args.no_ceilings,
+            http_ceiling_url=args.http_ceiling_url,
+            http_ceiling_port=args.http_ceiling_port,
+            ceiling_database_url=args.ceiling_database_url,
+            redis_url=args.redis_url,
+            api_pids=tuple(args.api_pid),
+            direct_api_pids=tuple(args.direct_api_pid),
+            worker_pids=tuple(args.worker_pid),
+        ),
     )
+
+
+def ceilings_not_run(workload: Workload) -> list[str]:
+    instruments = workload.instruments
+    if not instruments.ceilings:
+        return ["the ceilings (--no-ceilings)"]
+    if instruments.ceiling_database_url is None:
+        return ["the PostgreSQL ceiling (no --ceiling-database-url)"]
+    return []
 
 
 def machine() -> dict[str, str | int | None]:
@@ -175,7 +228,10 @@ def build_report(args: argparse.Namespace, workload: Workload, results: Results)
         "accounts": results.accounts,
         "runs": phases,
         "medians": medians(phases),
-        "ratios": ratios(phases),
+        "ceilings": results.ceilings,
+        "ceiling_medians": ceiling_medians(results.ceilings),
+        "ceilings_not_run": ceilings_not_run(workload),
+        "ratios": ratios(phases, results.ceilings),
     }
 
 

@@ -10,6 +10,9 @@ mode against them, interleaved so that a slow drift of the machine touches all a
 - `direct`: `single` against the service in direct mode, the baseline of the ratios.
 
 A phase ends when the service reports nothing queued and every sampled key is final.
+Each run also measures the ceilings (`benchmarks.ceilings`): the HTTP ceiling first, and
+the PostgreSQL ceiling of each scenario before that scenario's phases. Every phase,
+ceilings included, reports the CPU its process groups spent per posting (`benchmarks.cpu`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
+from benchmarks.cpu import Snapshot, cpu_figures
+from benchmarks.discovery import Known
 from benchmarks.e2e import (
     API_PREFIX,
     Accounts,
@@ -27,7 +32,6 @@ from benchmarks.e2e import (
     Deadline,
     Figures,
     await_drained,
-    check_service,
     open_accounts,
     shares_accounts,
     skip_absent_sniffio,
@@ -35,6 +39,13 @@ from benchmarks.e2e import (
 from benchmarks.progress import Bar, note
 from benchmarks.scenarios import Scenario, picker, prepare
 from benchmarks.sending import Pacer, Sampler, Shape, send
+from benchmarks.session import (
+    Session,
+    http_ceiling_of_run,
+    noted,
+    postgres_ceiling_of_run,
+    prepare_session,
+)
 from benchmarks.stats import all_applied, phase_figures
 
 Mode = Literal["single", "batch", "waited", "direct"]
@@ -53,6 +64,25 @@ SAMPLER_CONNECTIONS = 128
 
 
 @dataclass(frozen=True)
+class Instruments:
+    """How the ceilings run and where the processes of the CPU figures are found.
+
+    `http_ceiling_url` None: the benchmark serves the HTTP ceiling itself, on
+    `http_ceiling_port` (None: a free port). `ceiling_database_url` None: no PostgreSQL
+    ceiling. Named pids take the place of discovery for their group.
+    """
+
+    ceilings: bool = True
+    http_ceiling_url: str | None = None
+    http_ceiling_port: int | None = None
+    ceiling_database_url: str | None = None
+    redis_url: str | None = None
+    api_pids: tuple[int, ...] = ()
+    direct_api_pids: tuple[int, ...] = ()
+    worker_pids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Workload:
     url: str
     direct_url: str | None
@@ -66,6 +96,7 @@ class Workload:
     runs: int
     pool_shards: int
     client_id: str
+    instruments: Instruments = field(default_factory=Instruments)
 
     def postings_of(self, mode: Mode) -> int:
         """Postings in one phase: batch phases are larger, since a phase of a few
@@ -94,6 +125,7 @@ class Target:
 class Results:
     phases: list[Figures] = field(default_factory=list)
     accounts: list[Figures] = field(default_factory=list)
+    ceilings: list[Figures] = field(default_factory=list)
 
 
 def open_target(name: Literal["queued", "direct"], url: str, workload: Workload) -> Target:
@@ -127,10 +159,11 @@ async def run_phase(
     *,
     target: Target,
     accounts: Accounts,
-    workload: Workload,
+    session: Session,
     deadline: Deadline,
 ) -> Figures:
     """Send one phase's postings, wait until they are applied, and return its figures."""
+    workload = session.workload
     shape = shape_of(mode, workload)
     rng = random.Random(f"{run}/{scenario}/{mode}")
     per_request = BATCH_SIZE if shape.batch else 1
@@ -138,6 +171,8 @@ async def run_phase(
     requests = prepare(picker(scenario, accounts, rng), postings, per_request=per_request)
     sampler = Sampler(target.sampler_pool, postings=postings, deadline=deadline)
     drain_errors: Counter[str] = Counter()
+    census = await session.target_census(target)
+    start = Snapshot.take(census)
     with Bar(f"run {run}/{workload.runs} {scenario} {mode}", "sent", postings) as bar:
         pacer = Pacer(workload.rate if shape.paced else None)
         sending = await send(
@@ -157,8 +192,10 @@ async def run_phase(
             on_queued=lambda queued: bar.reach(sending.accepted - queued),
         )
         await sampler.finish()
+    end = Snapshot.take(census)
     figures = phase_figures(sending, sampler, drained_at=drained_at, drain_errors=drain_errors)
     figures = {"run": run, "scenario": scenario, "mode": mode, "target": target.name, **figures}
+    figures["cpu"] = cpu_figures(start, end, postings=sending.accepted)
     figures["complete"] = not deadline.expired()
     figures["all_applied"] = all_applied(figures, postings=postings)
     return figures
@@ -216,14 +253,18 @@ async def accounts_of_run(
     return found
 
 
-async def run_round(
-    run: int, targets: dict[str, Target], workload: Workload, results: Results, deadline: Deadline
-) -> bool:
-    """One run: its accounts, then every scenario in every mode; False when cut short."""
+async def run_round(run: int, session: Session, results: Results, deadline: Deadline) -> bool:
+    """One run: its accounts, the HTTP ceiling, then for every scenario its PostgreSQL
+    ceiling and every mode; False when cut short."""
+    workload, targets = session.workload, session.targets
     accounts = await accounts_of_run(run, list(targets.values()), workload, results, deadline)
     if accounts is None:
         return False
+    noted(results, await http_ceiling_of_run(run, session, accounts["queued"], deadline))
     for scenario in workload.scenarios:
+        if deadline.expired():
+            return False
+        noted(results, await postgres_ceiling_of_run(run, scenario, session, deadline))
         for mode in workload.phase_modes():
             if deadline.expired():
                 return False
@@ -234,7 +275,7 @@ async def run_round(
                 mode,
                 target=target,
                 accounts=accounts[target.name],
-                workload=workload,
+                session=session,
                 deadline=deadline,
             )
             results.phases.append(figures)
@@ -249,13 +290,12 @@ async def run_all(workload: Workload, deadline: Deadline) -> Results:
     targets = {"queued": open_target("queued", workload.url, workload)}
     if workload.direct_url:
         targets["direct"] = open_target("direct", workload.direct_url, workload)
+    session = Session(workload, targets, Known((), (), (), None, None))
     try:
-        for target in targets.values():
-            await check_service(target.pool.client_for(0))
+        await prepare_session(session)
         for run in range(1, workload.runs + 1):
-            if not await run_round(run, targets, workload, results, deadline):
+            if not await run_round(run, session, results, deadline):
                 break
     finally:
-        for target in targets.values():
-            await target.aclose()
+        await session.aclose()
     return results

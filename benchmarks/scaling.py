@@ -126,17 +126,21 @@ def accept_backlog(url: str, postings: int, accounts: int) -> None:
 
 
 def drain_seconds(url: str, backlog: int, timeout_s: float) -> float:
-    """From the first applied posting (worker start-up excluded) until nothing is queued."""
+    """From the first applied posting (worker start-up excluded) until nothing is queued.
+
+    The drain starts after the last poll that still saw the whole backlog, so a backlog
+    applied between two polls counts the time between them (an upper bound), never 0.
+    """
     deadline = time.perf_counter() + timeout_s
-    first_applied: float | None = None
+    whole_backlog_seen = time.perf_counter()
     with httpx.Client(base_url=url, timeout=30) as client:
         while True:
             queued = client.get("/api/v1/ops/partitions").json()["queued"]
             now = time.perf_counter()
-            if first_applied is None and queued < backlog:
-                first_applied = now
+            if queued >= backlog:
+                whole_backlog_seen = now
             if queued == 0:
-                return now - (first_applied or now)
+                return now - whole_backlog_seen
             if now > deadline:
                 raise SystemExit(f"not drained within {timeout_s} s")
             time.sleep(0.02)

@@ -99,8 +99,12 @@ class Pacer:
 class Sampler:
     """Follows every `every`-th posting from its answer until the service calls it final."""
 
-    def __init__(self, pool: ClientPool, *, postings: int, deadline: Deadline) -> None:
+    def __init__(
+        self, pool: ClientPool, *, postings: int, deadline: Deadline, follow: bool = True
+    ) -> None:
         self.pool = pool
+        # The HTTP ceiling stores nothing: there is nothing to follow there.
+        self.follow_answers = follow
         self.every = max(1, math.ceil(postings / SAMPLE_MAX))
         self.deadline = deadline
         self.sampled = 0
@@ -111,7 +115,7 @@ class Sampler:
 
     def note(self, index: int, key: str, status: str, answered_at: float) -> None:
         """Posting `index` was answered `status`: count it if final, else follow it."""
-        if index % self.every:
+        if not self.follow_answers or index % self.every:
             return
         self.sampled += 1
         if status in FINAL_STATUSES:

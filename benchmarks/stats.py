@@ -1,9 +1,10 @@
-"""Figures of one phase, medians over runs, and the queued-to-direct ratios.
+"""Figures of one phase, medians over runs, and the ratios to the direct mode and ceilings.
 
 A phase is one run of one scenario in one mode. Rates count from the first request sent:
 accepted/s until the last answer arrived, applied/s until the service reported nothing
 queued. Latencies are nearest-rank percentiles in milliseconds. Medians are taken over
-the runs; counts of errors and statuses are totals.
+the runs; counts of errors and statuses are totals. A ratio divides two rates of the
+same run (and scenario); the HTTP ceiling, scenario-blind, serves every scenario.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import statistics
 from collections import Counter
 from typing import Any
 
+from benchmarks.cpu import GROUPS
 from benchmarks.e2e import FINAL_STATUSES, Figures
 from benchmarks.sending import Sampler, Sending
 
@@ -26,10 +28,20 @@ MEDIAN_FIGURES = (
 LATENCIES = ("request_latency_ms", "accept_to_applied_ms")
 PERCENTILES = ("p50", "p95", "p99")
 TOTALS = ("errors", "retried", "answered", "statuses", "poll_errors")
-# name: (queued mode whose applied/s is divided, by the direct single applied/s of the run)
+CPU_FIGURES = (*GROUPS, "total")
+# name: (queued mode whose applied/s is divided, the rate of the same run it is divided by)
 RATIOS = {
-    "queued_batch_vs_direct_single": "batch",
-    "queued_single_vs_direct_single": "single",
+    "queued_batch_vs_direct_single": ("batch", "direct"),
+    "queued_single_vs_direct_single": ("single", "direct"),
+    "queued_waited_vs_direct_single": ("waited", "direct"),
+    "queued_single_vs_http_ceiling": ("single", "http_ceiling"),
+    "queued_batch_vs_postgresql_ceiling": ("batch", "postgresql_ceiling"),
+}
+# The ratio each mode's row of the report shows: to its ceiling, or waited to direct.
+RATIO_OF_MODE = {
+    "single": "queued_single_vs_http_ceiling",
+    "batch": "queued_batch_vs_postgresql_ceiling",
+    "waited": "queued_waited_vs_direct_single",
 }
 
 
@@ -101,9 +113,9 @@ def all_applied(figures: Figures, *, postings: int) -> bool:
     )
 
 
-def median(values: list[Any]) -> float | None:
+def median(values: list[Any], *, digits: int = 2) -> float | None:
     present = [value for value in values if value is not None]
-    return round(statistics.median(present), 2) if present else None
+    return round(statistics.median(present), digits) if present else None
 
 
 def totals(dicts: list[dict[str, int]]) -> dict[str, int]:
@@ -126,7 +138,38 @@ def summarise(runs: list[Figures]) -> Figures:
     for name in TOTALS:
         summary[name] = totals([run[name] for run in runs])
     summary["unfinished"] = sum(run["unfinished"] for run in runs)
+    summary["cpu_us_per_posting"] = cpu_medians(runs)
     return summary
+
+
+def cpu_medians(runs: list[Figures]) -> dict[str, float | None]:
+    """Median µs per posting of each process group, and of all, over the runs."""
+    return {
+        name: median([run["cpu"]["us_per_posting"][name] for run in runs if "cpu" in run])
+        for name in CPU_FIGURES
+    }
+
+
+def ceiling_summary(runs: list[Figures]) -> Figures:
+    return {
+        "runs": len(runs),
+        "complete_runs": sum(run["complete"] for run in runs),
+        "per_s": median([run["per_s"] for run in runs]),
+        "errors": totals([run["errors"] for run in runs]),
+        "cpu_us_per_posting": cpu_medians(runs),
+    }
+
+
+def ceiling_medians(ceilings: list[Figures]) -> dict[str, dict[str, Figures]]:
+    """{ceiling: {scenario: summary}}; the HTTP ceiling's only scenario is "any"."""
+    grouped: dict[str, dict[str, list[Figures]]] = {}
+    for ceiling in ceilings:
+        scenario = ceiling["scenario"] or "any"
+        grouped.setdefault(ceiling["ceiling"], {}).setdefault(scenario, []).append(ceiling)
+    return {
+        name: {scenario: ceiling_summary(runs) for scenario, runs in by_scenario.items()}
+        for name, by_scenario in grouped.items()
+    }
 
 
 def medians(results: list[Figures]) -> dict[str, dict[str, Figures]]:
@@ -140,23 +183,38 @@ def medians(results: list[Figures]) -> dict[str, dict[str, Figures]]:
     }
 
 
-def ratios(results: list[Figures]) -> dict[str, dict[str, Figures]]:
-    """{scenario: {ratio: {per_run, median}}}: applied/s of a queued mode over direct's.
+def rates_of(results: list[Figures], ceilings: list[Figures]) -> dict[tuple[int, str, str], Any]:
+    """{(run, scenario, mode or `<ceiling>_ceiling`): rate}: applied/s of the phases, the
+    ceilings' rates; the HTTP ceiling's under every scenario of its run."""
+    rates = {(r["run"], r["scenario"], r["mode"]): r["applied_per_s"] for r in results}
+    for ceiling in ceilings:
+        run = ceiling["run"]
+        scenarios = (
+            [ceiling["scenario"]]
+            if ceiling["scenario"]
+            else [r["scenario"] for r in results if r["run"] == run]
+        )
+        for scenario in scenarios:
+            rates[run, scenario, f"{ceiling['ceiling']}_ceiling"] = ceiling["per_s"]
+    return rates
 
-    Both sides of each ratio come from the same run.
-    """
-    applied = {(r["run"], r["scenario"], r["mode"]): r["applied_per_s"] for r in results}
+
+def ratios(
+    results: list[Figures], ceilings: list[Figures] | None = None
+) -> dict[str, dict[str, Figures]]:
+    """{scenario: {ratio: {per_run, median}}}: applied/s of a queued mode over the rate of
+    direct single or of a ceiling, both from the same run."""
+    rates = rates_of(results, ceilings or [])
     found: dict[str, dict[str, Figures]] = {}
-    for run, scenario, mode in applied:
-        if mode != "direct":
-            continue
-        base = applied[run, scenario, mode]
-        for name, queued in RATIOS.items():
-            value = applied.get((run, scenario, queued))
-            if base and value:
+    for run, scenario, mode in rates:
+        for name, (queued, base) in RATIOS.items():
+            value, base_value = rates[run, scenario, mode], rates.get((run, scenario, base))
+            if mode == queued and value and base_value:
                 entry = found.setdefault(scenario, {}).setdefault(name, {"per_run": []})
-                entry["per_run"].append(round(value / base, 2))
-    for by_name in found.values():
-        for entry in by_name.values():
-            entry["median"] = median(entry["per_run"])
-    return found
+                entry["per_run"].append(round(value / base_value, 3))
+    ordered: dict[str, dict[str, Figures]] = {}
+    for scenario, by_name in found.items():
+        ordered[scenario] = {name: by_name[name] for name in RATIOS if name in by_name}
+        for entry in ordered[scenario].values():
+            entry["median"] = median(entry["per_run"], digits=3)
+    return ordered

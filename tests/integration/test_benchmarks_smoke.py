@@ -1,8 +1,10 @@
 """Smoke-sized runs of the benchmarks, so the commands keep working.
 
 Real processes on the test database and a private Redis: a queued API with a worker, and a
-direct-mode API as the baseline. The figures are not checked, only that every posting
-was accepted and applied and that the reports were written.
+direct-mode API as the baseline; the benchmark serves its own HTTP ceiling and writes the
+PostgreSQL ceiling into a scratch database beside the test database. The speeds are not
+checked, only that every posting was accepted and applied, that the ceilings and CPU
+figures were measured, and that the reports were written.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
+from tests.integration.conftest import POSTGRES_URL, TEST_DATABASE
 from tests.integration.processes import Processes
 
 # Benchmark, soak and scaling runs in real processes: left out of `make test-fast`.
@@ -30,7 +36,34 @@ def _run(processes: Processes, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_end_to_end_benchmark_smoke(processes: Processes, tmp_path: Path) -> None:
+CEILING_DATABASE = f"{TEST_DATABASE}_ceiling"
+SCENARIOS = ("uniform", "hot", "zipf")
+
+
+@pytest.fixture
+def ceiling_database_url() -> Iterator[str]:
+    """The PostgreSQL ceiling's scratch database; the benchmark creates it, this drops it."""
+    yield f"{POSTGRES_URL}/{CEILING_DATABASE}"
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {CEILING_DATABASE} WITH (FORCE)")
+
+
+def _assert_cpu(figures: dict[str, Any], *, busy: tuple[str, ...]) -> None:
+    """Every group was found (API only where one was under load), the `busy` groups spent
+    CPU, and the total is the sum of the groups."""
+    per_posting = figures["cpu"]["us_per_posting"]
+    for group in busy:
+        assert per_posting[group] > 0, (group, figures["cpu"])
+    groups = [value for name, value in per_posting.items() if name != "total"]
+    assert all(value is None or value >= 0 for value in groups), figures["cpu"]
+    assert per_posting["total"] == pytest.approx(sum(v for v in groups if v), abs=1), figures
+    pids = figures["cpu"]["pids"]
+    assert pids["redis"] and pids["load_generator"] and figures["cpu"]["postmaster"]
+
+
+def test_end_to_end_benchmark_smoke(
+    processes: Processes, tmp_path: Path, ceiling_database_url: str
+) -> None:
     queued = processes.start_api()
     processes.start_worker()
     direct = processes.start_api(mode="direct")
@@ -42,6 +75,8 @@ def test_end_to_end_benchmark_smoke(processes: Processes, tmp_path: Path) -> Non
         queued,
         "--direct-url",
         direct,
+        "--ceiling-database-url",
+        ceiling_database_url,
         "--smoke",
         "--out",
         str(out),
@@ -50,19 +85,47 @@ def test_end_to_end_benchmark_smoke(processes: Processes, tmp_path: Path) -> Non
     [report] = out.glob("smoke-*.json")
     assert list(out.glob("smoke-*.md")) and list(out.glob("smoke-*.png"))
     assert "| hot | queued batch |" in run.stdout
+    assert "| any | HTTP ceiling |" in run.stdout and "| zipf | PostgreSQL ceiling |" in run.stdout
     written = json.loads(report.read_text())
     assert (written["all_applied"], written["timed_out"]) == (True, False)
     # One phase per scenario and mode, direct included, each with all its postings accepted.
     phases = {(phase["scenario"], phase["mode"]): phase for phase in written["runs"]}
     assert set(phases) == {
         (scenario, mode)
-        for scenario in ("uniform", "hot", "zipf")
+        for scenario in SCENARIOS
         for mode in ("single", "batch", "waited", "direct")
     }
     for (_, mode), phase in phases.items():
         sent = written["settings"]["batch_postings" if mode == "batch" else "postings"]
         assert phase["all_applied"], phase
         assert phase["accepted"] == phase["postings_sent"] == sent
+        # Batch phases are one request of 200 postings: too little CPU for 10 ms ticks.
+        busy = ("api", "load_generator", "postgresql") if mode != "batch" else ()
+        _assert_cpu(phase, busy=busy)
+        assert phase["cpu"]["pids"]["api"] and phase["cpu"]["pids"]["workers"], phase["cpu"]
+    _assert_ceilings(written)
+
+
+def _assert_ceilings(written: dict[str, Any]) -> None:
+    """One HTTP ceiling and one PostgreSQL ceiling per scenario, complete and positive, and
+    every phase's ratio to its ceiling (waited: to direct) above zero."""
+    ceilings = {(c["ceiling"], c["scenario"]): c for c in written["ceilings"]}
+    assert set(ceilings) == {("http", None), *(("postgresql", s) for s in SCENARIOS)}
+    for (name, _), ceiling in ceilings.items():
+        assert ceiling["complete"] and not ceiling["errors"], ceiling
+        sent = written["settings"]["postings" if name == "http" else "batch_postings"]
+        assert ceiling["postings"] == sent and ceiling["per_s"] > 0
+        _assert_cpu(ceiling, busy=("api", "load_generator") if name == "http" else ())
+        assert bool(ceiling["cpu"]["pids"]["api"]) == (name == "http"), ceiling["cpu"]
+    for scenario in SCENARIOS:
+        ratios = written["ratios"][scenario]
+        for name in (
+            "queued_single_vs_http_ceiling",
+            "queued_batch_vs_postgresql_ceiling",
+            "queued_waited_vs_direct_single",
+        ):
+            assert ratios[name]["median"] > 0, (scenario, name, ratios)
+    assert written["ceilings_not_run"] == []
 
 
 def test_soak_smoke(processes: Processes, tmp_path: Path) -> None:
