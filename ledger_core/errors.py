@@ -274,6 +274,10 @@ class LeaseLost(LedgerError):
     title = "Lease lost"
     http_status = 409
 
+    def __init__(self, detail: str = "", *, partitions: frozenset[int] = frozenset()) -> None:
+        super().__init__(detail)
+        self.partitions = partitions
+
 
 class TransientFault(LedgerError):
     """Raised when the database or queue failed in a way that a retry may cure."""

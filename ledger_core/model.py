@@ -126,6 +126,7 @@ class QueuedPosting:
     request_id: RequestId
     client_id: ClientId
     posting: Posting
+    partition: int = 0
 
 
 @dataclass(frozen=True, slots=True)

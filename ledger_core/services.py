@@ -33,7 +33,6 @@ from ledger_core.model import (
     AccountStatus,
     AccountType,
     ClientId,
-    FailedPosting,
     Fence,
     Outcome,
     Page,
@@ -46,6 +45,7 @@ from ledger_core.model import (
     Transaction,
     TransactionId,
 )
+from ledger_core.operations import Operations
 from ledger_core.rules import canonical_document, check_account, document_hash, partition_of
 from ledger_core.store.apply import BatchWrite
 from ledger_core.store.database import Database, Repository
@@ -92,23 +92,14 @@ class Accepted:
 
 @dataclass(frozen=True)
 class AppliedBatch:
-    partition: int
+    partitions: tuple[int, ...]
     postings: list[QueuedPosting]
     outcomes: list[Outcome]
     posted: Posted = field(default_factory=Posted)
 
 
-@dataclass(frozen=True)
-class PartitionLag:
-    partition: int
-    queued: int
-    oldest_age_s: float
-
-
-def _age_s(moment: datetime, now: datetime) -> float:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (now - moment).total_seconds())
+def _partitions(partitions: int | Sequence[int]) -> tuple[int, ...]:
+    return (partitions,) if isinstance(partitions, int) else tuple(sorted(set(partitions)))
 
 
 def _conflict(idempotency_key: str) -> Accepted:
@@ -133,7 +124,9 @@ def _apply_locked(
     return outcomes, repository.write_batch(BatchWrite(posted, changed, outcomes))
 
 
-class Ledger:
+class Ledger(Operations):
+    """The use cases of the ledger; the operators' ones are in `ledger_core.operations`."""
+
     def __init__(
         self,
         database: Database,
@@ -263,55 +256,56 @@ class Ledger:
     # Applying
 
     def apply_next_batch(
-        self, partition: int, limit: int, fence: Fence | None = None
+        self,
+        partitions: int | Sequence[int],
+        limit: int,
+        fences: Fence | Sequence[Fence] | None = None,
     ) -> AppliedBatch:
-        """Apply the oldest queued requests of a partition in one transaction.
+        """Apply the oldest queued requests of one or more partitions in one transaction,
+        in acceptance order (so in order per routing account).
 
-        With a `fence`, the transaction first checks that the lease still holds and keeps
-        it share-locked to the commit; `LeaseLost` otherwise, and nothing is written.
+        With `fences`, the transaction first checks that every lease still holds and keeps
+        them share-locked to the commit; `LeaseLost` otherwise, and nothing is written.
         """
+        chosen = _partitions(partitions)
+        fenced = [] if fences is None else [fences] if isinstance(fences, Fence) else fences
 
         def apply() -> AppliedBatch:
             with self.database.transaction() as repository:
-                if fence is not None:
-                    repository.check_fence(fence)
-                queued = repository.lock_queued(partition, limit)
+                repository.check_fences(fenced)
+                queued = repository.lock_queued(chosen, limit)
                 if not queued:
-                    return AppliedBatch(partition, [], [])
+                    return AppliedBatch(chosen, [], [])
                 outcomes, posted = _apply_locked(repository, queued)
-            return AppliedBatch(partition, queued, outcomes, posted)
+            return AppliedBatch(chosen, queued, outcomes, posted)
 
         return self._retrying(apply)
 
-    def clock(self) -> datetime:
-        """The database's clock: the one every age and lag is measured on."""
-        with self.database.reads() as repository:
-            return repository.now()
-
-    def autovacuum_on(self) -> bool | None:
-        """Whether PostgreSQL's autovacuum runs: the queue table depends on it."""
-        with self.database.reads() as repository:
-            return repository.autovacuum_on()
-
-    def has_queued(self, partition: int) -> bool:
-        """Whether the partition holds a queued request; one query, no transaction."""
+    def has_queued(self, partitions: int | Sequence[int]) -> bool:
+        """Whether any of `partitions` holds a queued request; one query, no transaction."""
+        chosen = _partitions(partitions)
 
         def probe() -> bool:
             with self.database.reads() as repository:
-                return repository.has_queued(partition)
+                return repository.has_queued(chosen)
 
         return self._retrying(probe)
 
     def fail_oldest(
-        self, partition: int, code: str, detail: str, fence: Fence | None = None
+        self,
+        partitions: int | Sequence[int],
+        code: str,
+        detail: str,
+        fences: Fence | Sequence[Fence] | None = None,
     ) -> RequestId | None:
-        """Mark the oldest queued request of a partition `failed`: it could not be applied."""
+        """Mark the oldest queued request of `partitions` `failed`: it could not be applied."""
+        chosen = _partitions(partitions)
+        fenced = [] if fences is None else [fences] if isinstance(fences, Fence) else fences
 
         def fail() -> RequestId | None:
             with self.database.transaction() as repository:
-                if fence is not None:
-                    repository.check_fence(fence)
-                oldest = repository.lock_oldest_queued_id(partition)
+                repository.check_fences(fenced)
+                oldest = repository.lock_oldest_queued_id(chosen)
                 if oldest is not None:
                     repository.mark_failed(oldest, code, detail)
             return oldest
@@ -321,71 +315,6 @@ class Ledger:
             return None
         log.error("request %s failed: %s %s", request_id, code, detail)
         return request_id
-
-    def failed_postings(self, limit: int = 100) -> list[FailedPosting]:
-        with self.database.transaction() as repository:
-            return repository.failed(limit)
-
-    def count_failed(self) -> int:
-        with self.database.transaction() as repository:
-            return repository.count_failed()
-
-    def requeue_failed(
-        self, keys: Sequence[tuple[ClientId | None, str]] | None
-    ) -> dict[int, list[RequestId]]:
-        """Queue failed requests again (all of them when `keys` is None), by partition.
-
-        The caller enqueues a job for each partition returned. A requeued request is the
-        oldest of its partition again and is applied before anything accepted after it.
-        """
-
-        def requeue() -> dict[int, list[RequestId]]:
-            with self.database.transaction() as repository:
-                rows = repository.requeue_failed(keys)
-            by_partition: dict[int, list[RequestId]] = {}
-            for request_id, partition in rows:
-                by_partition.setdefault(partition, []).append(request_id)
-            return by_partition
-
-        result = self._retrying(requeue)
-        if result:
-            log.warning("requeued failed requests %s", result)
-        return result
-
-    def lag_snapshot(self, queued_max: int) -> tuple[dict[int, float], int]:
-        """({partition: age in seconds of its oldest queued request}, queued up to `queued_max`).
-
-        Cheap at any backlog: one index probe per partition and a capped count.
-        """
-        with self.database.transaction() as repository:
-            now = repository.now()
-            oldest = repository.oldest_queued(self.partitions)
-            queued = repository.count_queued(queued_max)
-        return {p: _age_s(moment, now) for p, moment in oldest.items()}, queued
-
-    def stale_partitions(self, older_than_s: float) -> dict[int, RequestId]:
-        """Per partition, the newest request queued for longer than `older_than_s` (by the
-        database's clock)."""
-
-        def find() -> dict[int, RequestId]:
-            with self.database.transaction() as repository:
-                return repository.stale_queued(older_than_s)
-
-        return self._retrying(find)
-
-    def partition_lag(self) -> list[PartitionLag]:
-        """Every partition's queued requests and the age of its oldest one."""
-        with self.database.transaction() as repository:
-            now = repository.now()
-            rows = {p: (count, oldest) for p, count, oldest in repository.queued_by_partition()}
-        return [
-            PartitionLag(
-                partition=partition,
-                queued=rows[partition][0] if partition in rows else 0,
-                oldest_age_s=_age_s(rows[partition][1], now) if partition in rows else 0.0,
-            )
-            for partition in range(self.partitions)
-        ]
 
     # Reads
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
@@ -81,6 +82,43 @@ def enqueue_batches(
             )
         pipeline.execute()
     return chosen
+
+
+# Delete the pending markers and the waiting jobs (list and job hashes) of the given
+# partitions in one atomic step. KEYS: pending markers, then queue lists; ARGV: the job
+# key prefix.
+_CLEAR_WAITING = """
+local cleared = 0
+local markers = tonumber(ARGV[2])
+for i = 1, markers do redis.call('DEL', KEYS[i]) end
+for i = markers + 1, #KEYS do
+    local ids = redis.call('LRANGE', KEYS[i], 0, -1)
+    for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
+    cleared = cleared + #ids
+    redis.call('DEL', KEYS[i])
+end
+return cleared
+"""
+
+
+def take_waiting(redis: Redis, partitions: Sequence[int]) -> int:
+    """Claim every waiting job of `partitions` for a drain about to start; return how many.
+
+    The drain that follows reads PostgreSQL after this step, so it sees every request
+    whose job (or pending marker) this removed: those were enqueued after their intake
+    commit. A request committed later finds no marker and enqueues a job of its own, which
+    rings for the next drain. One job in hand therefore stands for all the partitions a
+    worker owns, instead of one job (with RQ's bookkeeping) per partition per wake-up.
+    """
+    if not partitions:
+        return 0
+    keys = [pending_key(p) for p in partitions] + [
+        partition_queue(redis, p).key for p in partitions
+    ]
+    cleared = redis.eval(
+        _CLEAR_WAITING, len(keys), *keys, Job.redis_job_namespace_prefix, len(partitions)
+    )
+    return int(cleared)
 
 
 def partitions_with_jobs(

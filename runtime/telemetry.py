@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from redis import Redis
@@ -24,7 +25,7 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from ledger_core.errors import TransientFault
-from ledger_core.model import Outcome
+from ledger_core.model import Outcome, RequestId
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +58,29 @@ class Telemetry:
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def record_batch(
-        self, pipeline: Pipeline, partition: int, outcomes: Sequence[Outcome], seconds: float
+        self,
+        pipeline: Pipeline,
+        outcomes: Sequence[Outcome],
+        partition_of: Mapping[RequestId, int],
+        seconds: float,
     ) -> None:
-        """Queue a committed batch's counters on `pipeline` (the caller executes it)."""
+        """Queue a committed batch's counters on `pipeline` (the caller executes it);
+        `partition_of` maps each request id to its partition."""
         with self._guard:
             self.batches += 1
             self.applied += len(outcomes)
-        posted = sum(1 for o in outcomes if o.posted)
-        refused = len(outcomes) - posted
+        applied: Counter[int] = Counter()
+        refused: Counter[int] = Counter()
+        for outcome in outcomes:
+            partition = partition_of.get(outcome.request_id, 0)
+            if outcome.posted:
+                applied[partition] += 1
+            else:
+                refused[partition] += 1
+                pipeline.hincrby(COUNTERS_KEY, f"postings|rejected|{outcome.code}", 1)
+        posted = sum(applied.values())
         if posted:
             pipeline.hincrby(COUNTERS_KEY, "postings|posted|", posted)
-        for outcome in outcomes:
-            if not outcome.posted:
-                pipeline.hincrby(COUNTERS_KEY, f"postings|rejected|{outcome.code}", 1)
         pipeline.hincrby(BATCH_SIZE_KEY, _bucket(len(outcomes), BATCH_SIZE_BUCKETS), 1)
         pipeline.hincrby(BATCH_SIZE_KEY, "sum", len(outcomes))
         pipeline.hincrby(BATCH_SIZE_KEY, "count", 1)
@@ -77,10 +88,10 @@ class Telemetry:
         pipeline.hincrbyfloat(APPLY_SECONDS_KEY, "sum", seconds)
         pipeline.hincrby(APPLY_SECONDS_KEY, "count", 1)
         key = rate_key(int(time.time()))
-        if posted:
-            pipeline.hincrby(key, f"p{partition}:applied", posted)
-        if refused:
-            pipeline.hincrby(key, f"p{partition}:refused", refused)
+        for partition, count in applied.items():
+            pipeline.hincrby(key, f"p{partition}:applied", count)
+        for partition, count in refused.items():
+            pipeline.hincrby(key, f"p{partition}:refused", count)
         pipeline.expire(key, RATE_KEEP_S)
 
     def count(self, name: str, amount: int = 1) -> None:

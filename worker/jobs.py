@@ -1,19 +1,23 @@
 """RQ job functions. They take plain data and call the same ledger service as the API.
 
-`apply_partition` drains the partition in acceptance order, one PostgreSQL transaction per
-batch, until a batch comes back short; then it deletes the partition's pending marker (see
-`runtime.queues`) and drains once more, so requests accepted while it worked ride on this
-job instead of enqueueing their own. After `BATCHES_PER_JOB_MAX` full batches, or when the
-process is asked to stop, it ends after the batch in hand and makes sure a job follows, so
-one deep partition cannot hold a worker away from its other partitions and a stop never
-waits for a deep partition to drain.
+A job names one partition, but it rings for the worker: `apply_partition` first takes the
+waiting jobs and pending markers of every partition the worker owns (one Redis step, see
+`runtime.queues.take_waiting`), then drains all of them together, oldest request first,
+one PostgreSQL transaction per batch, until a batch comes back short. Batches therefore
+hold the postings of many partitions (in acceptance order, so in order per routing
+account), and the per-job costs (RQ's bookkeeping, the fence, the transaction's round
+trips) are paid once per wake-up instead of once per partition. Requests accepted while
+it works find no marker and enqueue the next job. After `BATCHES_PER_JOB_MAX` full
+batches, or when the process is asked to stop, it ends after the batch in hand and makes
+sure a job follows, so a stop never waits for a deep backlog to drain.
 
-In a worker process every batch is fenced with the partition's lease (see
-`ledger_core.store.leases`): a job for a partition this process does not own, or no longer
-owns, writes nothing and hands the partition back to the queue for its owner.
+In a worker process every batch is fenced with the leases of all its partitions, checked
+in one statement (see `ledger_core.store.leases`): a job for a partition this process does
+not own writes nothing and hands the partition back to the queue for its owner; a batch
+whose lease was taken over writes nothing, and its partitions get jobs again.
 
 A batch that fails for a reason a retry will not cure is halved until the one request that
-breaks it is alone; that request ends `failed` with the error and the partition moves on.
+breaks it is alone; that request ends `failed` with the error and the drain moves on.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from redis.exceptions import RedisError
 from ledger_core.errors import LeaseLost, TransientFault
 from ledger_core.model import Fence, PostingStatus
 from ledger_core.services import AppliedBatch
-from runtime.queues import JOB_FUNCTION, enqueue_batches, pending_key
+from runtime.queues import JOB_FUNCTION, enqueue_batches, take_waiting
 from runtime.wakeups import Wakeup, publish_outcomes
 from worker.context import WorkerContext
 
@@ -36,70 +40,85 @@ BATCHES_PER_JOB_MAX = 20
 
 
 class _NotOwned(Exception):
-    pass
+    def __init__(self, partitions: frozenset[int]) -> None:
+        super().__init__(f"no lease on partitions {sorted(partitions)}")
+        self.partitions = partitions
 
 
 def apply_partition(context: WorkerContext, partition: int, request_ids: list[int]) -> int:
-    """Drain partition `partition`; return how many requests were applied.
+    """A job rang for `partition`: drain every partition this worker owns; return how many
+    requests were applied.
 
-    `request_ids` are the requests whose acceptance enqueued this job, kept for operators;
-    the job applies whatever the partition holds.
+    `request_ids` are the requests whose acceptance enqueued this job, kept for operators.
+    The waiting jobs and pending markers of the owned partitions are taken first (see
+    `runtime.queues.take_waiting`), so one job in hand carries them all: arrivals while
+    it works enqueue the next one.
     """
-    try:
-        applied, drained = drain_partition(context, partition)
-        if drained:
-            # Requests accepted while the marker stood enqueued nothing: one more drain
-            # after deleting it sees all of them; any accepted later find no marker and
-            # enqueue a job of their own.
-            context.redis.delete(pending_key(partition))
-            if context.ledger.has_queued(partition):
-                more, drained = drain_partition(context, partition)
-                applied += more
-            if not drained:
-                enqueue_batches(context.redis, {partition: request_ids})
-        else:
-            # The marker stands, so nobody else enqueues: the successor must be forced in.
-            enqueue_batches(context.redis, {partition: request_ids}, force=True)
-    except (LeaseLost, _NotOwned) as error:
-        if context.leases is not None:
-            context.leases.forget(partition)
-        if isinstance(error, LeaseLost):
-            context.telemetry.count("batches|fenced")
-            context.telemetry.error(f"partition {partition}: {error}")
-        log.warning("partition %d is not this worker's: %s; handing it back", partition, error)
+    owned = _owned(context)
+    if partition not in owned:
+        log.warning("partition %d is not this worker's; handing it back", partition)
         enqueue_batches(context.redis, {partition: request_ids}, force=True)
         return 0
+    take_waiting(context.redis, owned)
+    try:
+        applied, drained = drain_partitions(context, owned)
+    except (LeaseLost, _NotOwned) as error:
+        lost = error.partitions or frozenset(owned)
+        if context.leases is not None:
+            for gone in lost:
+                context.leases.forget(gone)
+        if isinstance(error, LeaseLost):
+            context.telemetry.count("batches|fenced")
+            context.telemetry.error(f"partitions {sorted(lost)}: {error}")
+        log.warning("partitions %s are not this worker's: %s", sorted(lost), error)
+        # The lost partitions' jobs go back to their queues for their new owners; the
+        # others get one so that this worker goes on with them.
+        enqueue_batches(context.redis, {p: [] for p in owned}, force=True)
+        return 0
+    if not drained:
+        # A bound or a stop ended the drain: a job must follow (markers are gone, so a
+        # forced one).
+        enqueue_batches(context.redis, {partition: request_ids}, force=True)
     return applied
 
 
-def _fence(context: WorkerContext, partition: int) -> Fence | None:
+def _owned(context: WorkerContext) -> tuple[int, ...]:
+    """The partitions a job drains: the worker's leases, or every partition unfenced."""
+    if context.leases is None:
+        return tuple(range(context.settings.partitions))
+    return tuple(sorted(context.leases.owned()))
+
+
+def _fences(context: WorkerContext, partitions: tuple[int, ...]) -> list[Fence] | None:
     if context.leases is None:
         return None
-    fence = context.leases.fence(partition)
-    if fence is None:
-        raise _NotOwned(f"no lease on partition {partition}")
-    return fence
+    fences = [context.leases.fence(p) for p in partitions]
+    missing = frozenset(p for p, fence in zip(partitions, fences, strict=True) if fence is None)
+    if missing:
+        raise _NotOwned(missing)
+    return [fence for fence in fences if fence is not None]
 
 
-def drain_partition(context: WorkerContext, partition: int) -> tuple[int, bool]:
-    """Apply batches until one comes back short; return (applied, whether drained)."""
+def drain_partitions(context: WorkerContext, partitions: tuple[int, ...]) -> tuple[int, bool]:
+    """Apply batches across `partitions`, oldest first, until one comes back short;
+    return (applied, whether drained)."""
     batch_max = context.settings.apply_batch_max
     limit = batch_max
     applied = 0
     full_batches = 0
     while full_batches < BATCHES_PER_JOB_MAX and not context.stopping.is_set():
-        fence = _fence(context, partition)
+        fences = _fences(context, partitions)
         started = time.perf_counter()
         try:
-            batch = context.ledger.apply_next_batch(partition, limit, fence)
+            batch = context.ledger.apply_next_batch(partitions, limit, fences)
         except (TransientFault, LeaseLost):
             raise
-        except Exception as error:  # noqa: BLE001 - a poison batch must not stop its partition
-            limit = _isolate(context, partition, limit, error, fence)
+        except Exception as error:  # noqa: BLE001 - a poison batch must not stop its partitions
+            limit = _isolate(context, partitions, limit, error, fences)
             continue
         elapsed = time.perf_counter() - started
         if batch.postings:
-            _announce(context, partition, batch, elapsed)
+            _announce(context, batch, elapsed)
         applied += len(batch.postings)
         if len(batch.postings) < limit:
             return applied, True
@@ -120,26 +139,31 @@ def wakeups(batch: AppliedBatch) -> list[Wakeup]:
     ]
 
 
-def _announce(context: WorkerContext, partition: int, batch: AppliedBatch, elapsed: float) -> None:
+def _announce(context: WorkerContext, batch: AppliedBatch, elapsed: float) -> None:
     """Wake waiters and count the batch; the batch is committed whatever Redis says."""
+    partition_of = {queued.request_id: queued.partition for queued in batch.postings}
     try:
         with context.redis.pipeline(transaction=False) as pipeline:
             publish_outcomes(pipeline, wakeups(batch))
-            context.telemetry.record_batch(pipeline, partition, batch.outcomes, elapsed)
+            context.telemetry.record_batch(pipeline, batch.outcomes, partition_of, elapsed)
             pipeline.execute()
     except RedisError as error:
-        log.warning("batch of partition %d committed; Redis missed it: %r", partition, error)
+        log.warning("batch of %s committed; Redis missed it: %r", batch.partitions, error)
 
 
 def _isolate(
-    context: WorkerContext, partition: int, limit: int, error: Exception, fence: Fence | None
+    context: WorkerContext,
+    partitions: tuple[int, ...],
+    limit: int,
+    error: Exception,
+    fences: list[Fence] | None,
 ) -> int:
     """Halve the batch; once alone, the breaking request ends `failed`. Returns the new limit."""
-    context.telemetry.error(f"partition {partition}: {error!r}")
+    context.telemetry.error(f"partitions {list(partitions)}: {error!r}")
     if limit > 1:
-        log.warning("batch of %d in partition %d failed, halving: %r", limit, partition, error)
+        log.warning("batch of %d in %s failed, halving: %r", limit, partitions, error)
         return limit // 2
-    failed = context.ledger.fail_oldest(partition, "apply_failed", repr(error)[:1000], fence)
+    failed = context.ledger.fail_oldest(partitions, "apply_failed", repr(error)[:1000], fences)
     if failed is not None:
         context.telemetry.count("postings|failed|apply_failed")
         publish_outcomes(context.redis, [Wakeup(failed, PostingStatus.FAILED)])

@@ -35,10 +35,15 @@ class BacklogStatements:
             return None
         return bool(self.connection.execute(text("SHOW autovacuum")).scalar_one() == "on")
 
-    def has_queued(self, partition: int) -> bool:
-        """Whether the partition holds a queued request (one probe of the queued index)."""
+    def has_queued(self, partitions: Sequence[int]) -> bool:
+        """Whether any of `partitions` holds a queued request (probes of the queued index)."""
         found = self.connection.execute(
-            select(posting_requests.c.id).where(queued_in(partition)).limit(1)
+            select(posting_requests.c.id)
+            .where(
+                posting_requests.c.partition.in_(sorted(set(partitions))),
+                posting_requests.c.status == PostingStatus.QUEUED.value,
+            )
+            .limit(1)
         ).first()
         return found is not None
 

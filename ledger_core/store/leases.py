@@ -4,7 +4,7 @@ A worker applies a partition only while it holds the partition's lease, a row of
 `partition_leases` naming it as owner, renewed by heartbeat. A lease not renewed within
 the lease time is free to claim. Every claim raises the row's `token`. The apply
 transaction begins by reading the row under a share lock and checking that it still
-names (owner, token) (`Repository.check_fence`): a claim must update that row, so it waits for a
+names (owner, token) (`Repository.check_fences`): a claim must update that row, so it waits for a
 batch in flight to end, and once it has committed no batch under the old token can
 commit. A worker that was paused past its lease therefore cannot write a batch for a
 partition someone else now owns, whatever its clock or its Redis view says.

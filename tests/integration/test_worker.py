@@ -19,11 +19,11 @@ from sqlalchemy import text
 
 import worker.jobs
 from runtime.context import Runtime
-from runtime.queues import enqueue_batches, partition_queue
+from runtime.queues import enqueue_batches, partition_queue, queue_depths
 from runtime.wakeups import outcomes_channel
 from tests.integration.conftest import count_rows, drain, open_account, transfer
 from worker.context import WorkerContext
-from worker.main import PartitionWorker
+from worker.main import PartitionWorker, rq_worker_for
 from worker.reconciler import reconcile
 
 
@@ -94,14 +94,14 @@ def test_a_deep_partition_is_drained_by_continuation_jobs(
     )
     monkeypatch.setattr(worker.jobs, "BATCHES_PER_JOB_MAX", 2)
     applied: list[int] = []
-    real = worker.jobs.drain_partition
+    real = worker.jobs.drain_partitions
 
-    def counting(context: WorkerContext, partition: int) -> tuple[int, bool]:
-        result = real(context, partition)
+    def counting(context: WorkerContext, partitions: tuple[int, ...]) -> tuple[int, bool]:
+        result = real(context, partitions)
         applied.append(result[0])
         return result
 
-    monkeypatch.setattr(worker.jobs, "drain_partition", counting)
+    monkeypatch.setattr(worker.jobs, "drain_partitions", counting)
     drain(small)
     assert sum(applied) == 30
     assert len([n for n in applied if n]) >= 4  # no job applied more than two batches of 4
@@ -271,3 +271,33 @@ def test_wake_ups_of_another_redis_database_are_not_heard(
     waited.join(timeout=10)
     assert answers[0].status_code == 202, answers[0].text
     assert answers[0].json()["status"] == "queued"
+
+
+def test_one_job_drains_every_partition_its_worker_owns(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    """A job rings for the worker: it takes the other partitions' waiting jobs and applies
+    all of them, oldest first, in shared batches."""
+    payers = [open_account(client) for _ in range(12)]
+    payee = open_account(client, account_type="liability")
+    bodies = [transfer(payer, payee, "1.00", f"MULTI-{i}") for i, payer in enumerate(payers)]
+    _accept(client, bodies)
+    depths = queue_depths(runtime.redis, runtime.settings.partitions)
+    assert sum(depths.values()) > 1, depths  # the payers route to several partitions
+    context = WorkerContext.build(runtime)
+    one_job = rq_worker_for(context, range(runtime.settings.partitions), name="one-job")
+    one_job.work(burst=True, max_jobs=1, logging_level="WARNING")
+    assert count_rows(runtime, "transactions") == len(bodies)
+    assert sum(queue_depths(runtime.redis, runtime.settings.partitions).values()) == 0
+    with runtime.database.engine.connect() as connection:
+        order = (
+            connection.execute(
+                text(
+                    "SELECT r.id FROM transactions t JOIN posting_requests r ON r.id = t.request_id"
+                    " ORDER BY t.position"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert order == sorted(order)  # applied in acceptance order across partitions
