@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from dataclasses import replace
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from api.intake import IntakeTimes
 from api.metrics import WAITS
 from api.presenters import posting_public, status_url
 from api.problems import PROBLEM_MEDIA_TYPE, problem_body
@@ -57,25 +59,51 @@ async def settle(
     hub: OutcomeHub,
     since: float,
     posting: Posting | None = None,
-) -> PostingRecord:
+) -> tuple[PostingRecord, Wakeup | None]:
     """Wait (if asked) for a queued posting, and load the transaction of a posted one.
 
     `since` is `time.monotonic()` taken before `record` was committed or read (see
     `OutcomeHub.wait`). With the `posting` that was accepted, a published outcome is
-    answered as is; otherwise the record is read back from PostgreSQL.
+    answered as is; otherwise the record is read back from PostgreSQL. Returns the record
+    and the wake-up that ended the wait, if one did.
     """
+    wakeup = None
     if record.status is PostingStatus.QUEUED and wait_s > 0:
         wakeup = await hub.wait(record.request_id, wait_s, since)
         WAITS.labels("finished" if wakeup is not None else "timed_out").inc()
         if wakeup is None:
-            return record
+            return record, None
         if posting is not None:
             finished = finished_record(record, posting, wakeup)
             if finished is not None:
-                return finished
+                return finished, wakeup
     elif record.status is not PostingStatus.POSTED or record.transaction is not None:
-        return record
-    return await asyncio.to_thread(ledger.get_posting, client_id, record.idempotency_key)
+        return record, None
+    return await asyncio.to_thread(ledger.get_posting, client_id, record.idempotency_key), wakeup
+
+
+def server_timing(
+    arrived_at: float, times: IntakeTimes | None, wakeup: Wakeup | None
+) -> str | None:
+    """A waited posting's stages as a `Server-Timing` header (milliseconds): intake (from
+    the handler to the group commit), enqueue, dequeue (until its batch began), apply (the
+    batch's transaction), wakeup (until this process heard of it) and answer. Wall clocks
+    of the API and the worker: on one host, or hosts whose clocks agree; a stage that
+    would come out negative across hosts is shown as 0."""
+    if times is None or wakeup is None or wakeup.applied is None or wakeup.received_at is None:
+        return None
+    began, committed = wakeup.applied
+    marks = (
+        ("intake", arrived_at, times.committed_at),
+        ("enqueue", times.committed_at, times.enqueued_at),
+        ("dequeue", times.enqueued_at, began),
+        ("apply", began, committed),
+        ("wakeup", committed, wakeup.received_at),
+        ("answer", wakeup.received_at, time.time()),
+    )
+    return ", ".join(
+        f"{name};dur={max(0.0, (end - start) * 1000):.2f}" for name, start, end in marks
+    )
 
 
 def finished_record(
@@ -110,8 +138,12 @@ def finished_record(
     return None
 
 
-def posting_answer(record: PostingRecord, *, replayed: bool, wait_s: float = 0) -> JSONResponse:
+def posting_answer(
+    record: PostingRecord, *, replayed: bool, wait_s: float = 0, timing: str | None = None
+) -> JSONResponse:
     headers = {"Location": status_url(record.idempotency_key)}
+    if timing is not None:
+        headers["Server-Timing"] = timing
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     if wait_s > 0:

@@ -36,10 +36,18 @@ log = logging.getLogger(__name__)
 COMMITTERS = 2
 
 
+@dataclass(frozen=True, slots=True)
+class IntakeTimes:
+    """When a group commit committed and when its jobs were enqueued (wall clock)."""
+
+    committed_at: float
+    enqueued_at: float
+
+
 @dataclass
 class _Submission:
     requests: Sequence[tuple[ClientId, Posting]]
-    future: asyncio.Future[list[Accepted]] = field(repr=False)
+    future: asyncio.Future[tuple[list[Accepted], IntakeTimes | None]] = field(repr=False)
 
 
 class IntakeBatcher:
@@ -68,16 +76,25 @@ class IntakeBatcher:
 
         In direct mode each posting is instead recorded and applied in its own transaction.
         """
+        answers, _ = await self.submit_timed(requests)
+        return answers
+
+    async def submit_timed(
+        self, requests: Sequence[tuple[ClientId, Posting]]
+    ) -> tuple[list[Accepted], IntakeTimes | None]:
+        """`submit`, with when the group commit committed and enqueued (None in direct mode)."""
         if self.direct:
             # AnyIO's thread pool (40 threads), as the synchronous ledger's handlers had.
-            return await run_in_threadpool(self._post_directly, requests)
+            return await run_in_threadpool(self._post_directly, requests), None
         if self.gate is not None:
             try:
                 self.gate.check(posting for _, posting in requests)
             except Overloaded as refusal:
                 REFUSED_BY_BACKPRESSURE.labels(refusal.code).inc()
                 raise
-        future: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[list[Accepted], IntakeTimes | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
         try:
             self.queue.put_nowait(_Submission(requests, future))
         except asyncio.QueueFull:
@@ -123,10 +140,13 @@ class IntakeBatcher:
     def _post_directly(self, requests: Sequence[tuple[ClientId, Posting]]) -> list[Accepted]:
         return [self.ledger.post_directly(client_id, posting) for client_id, posting in requests]
 
-    def _commit(self, submissions: Sequence[_Submission]) -> list[list[Accepted]]:
+    def _commit(
+        self, submissions: Sequence[_Submission]
+    ) -> list[tuple[list[Accepted], IntakeTimes | None]]:
         started = time.perf_counter()
         requests = [request for s in submissions for request in s.requests]
         accepted = self.ledger.accept(requests)
+        committed_at = time.time()
         by_partition: dict[int, list[int]] = {}
         for answer in accepted:
             if answer.created and answer.record is not None:
@@ -138,14 +158,15 @@ class IntakeBatcher:
         except Exception:
             ENQUEUE_FAILURES.inc()
             log.exception("enqueue failed after intake commit; the reconciler will re-enqueue")
+        times = IntakeTimes(committed_at, time.time())
         INTAKE_BATCH_SIZE.observe(len(requests))
         INTAKE_COMMIT_SECONDS.observe(time.perf_counter() - started)
         created = sum(1 for a in accepted if a.created)
         POSTINGS_ACCEPTED.labels("created").inc(created)
         POSTINGS_ACCEPTED.labels("replayed_or_conflict").inc(len(accepted) - created)
-        answers: list[list[Accepted]] = []
+        answers: list[tuple[list[Accepted], IntakeTimes | None]] = []
         offset = 0
         for submission in submissions:
-            answers.append(accepted[offset : offset + len(submission.requests)])
+            answers.append((accepted[offset : offset + len(submission.requests)], times))
             offset += len(submission.requests)
         return answers

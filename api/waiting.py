@@ -111,7 +111,7 @@ class OutcomeHub:
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
                             continue
-                        for wakeup in parse_outcomes(message["data"]):
+                        for wakeup in parse_outcomes(message["data"], received_at=time.time()):
                             self._wake(wakeup)
             except asyncio.CancelledError:
                 raise

@@ -198,6 +198,34 @@ def notes() -> list[str]:
     ]
 
 
+def stage_lines(report: Figures) -> list[str]:
+    """One row per scenario and mode whose answers gave stages, one column per stage."""
+    rows = [
+        (scenario, mode, summary["stages_ms"])
+        for scenario, by_mode in report["medians"].items()
+        for mode, summary in by_mode.items()
+        if summary.get("stages_ms")
+    ]
+    if not rows:
+        return []
+    names = list(dict.fromkeys(name for _, _, stages in rows for name in stages))
+    lines = [
+        "| scenario | mode | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for scenario, mode, stages in rows:
+        cells = [
+            f"{_ms(stages[name]['p50'])} / {_ms(stages[name]['p99'])}" if name in stages else "-"
+            for name in names
+        ]
+        lines.append(f"| {scenario} | {mode} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
 def markdown(report: Figures) -> str:
     lines = [
         f"# LedgerFlow end-to-end benchmark, {report['started_at']}",
@@ -217,6 +245,10 @@ def markdown(report: Figures) -> str:
     for missing in report.get("ceilings_not_run", []):
         lines += ["", f"Not run: {missing}."]
     lines += ["", "CPU per posting, µs, by process group:", "", *cpu_lines(report)]
+    stages = stage_lines(report)
+    if stages:
+        lines += ["", "Waited postings by stage, ms (p50 / p99; the service's Server-Timing):", ""]
+        lines += stages
     if report["ratios"]:
         lines += ["", "Ratios (applied/s):", "", *ratio_lines(report["ratios"])]
     if report["timed_out"]:

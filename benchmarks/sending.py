@@ -57,6 +57,8 @@ class Sending:
     postings_sent: int = 0
     accepted: int = 0
     latencies_s: list[float] = field(default_factory=list)
+    # A waited posting's stages as its answer's Server-Timing header gave them, in seconds.
+    stages_s: dict[str, list[float]] = field(default_factory=dict)
     answered: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     # Requests sent again after the connection dropped: answered in the end, not errors.
@@ -241,11 +243,24 @@ async def send(
                 sending.errors[answers] += 1
                 continue
             sending.latencies_s.append(answered_at - began)
+            note_stages(sending, response.headers.get("server-timing"))
             note_answers(sending, sampler, request, answers, answered_at)
 
     await fan_out(shape.workers, work, pool=pool, deadline=deadline)
     sending.close()
     return sending
+
+
+def note_stages(sending: Sending, header: str | None) -> None:
+    """Add the stages of a `Server-Timing` header (`name;dur=ms, ...`) to `sending`."""
+    if not header:
+        return
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        try:
+            sending.stages_s.setdefault(name, []).append(float(duration) / 1000)
+        except ValueError:
+            continue
 
 
 def note_answers(

@@ -94,6 +94,8 @@ def phase_figures(
         "applied_per_s": rate(applied, applied_s),
         "request_latency_ms": latency_summary(sending.latencies_s),
         "accept_to_applied_ms": latency_summary(sampler.latencies_s),
+        # Waited postings: each stage of the service's own account (Server-Timing).
+        "stages_ms": {name: latency_summary(values) for name, values in sending.stages_s.items()},
         "sampled": sampler.sampled,
         "statuses": {status: sampler.statuses[status] for status in FINAL_STATUSES},
         "unfinished": sampler.unfinished,
@@ -139,7 +141,22 @@ def summarise(runs: list[Figures]) -> Figures:
         summary[name] = totals([run[name] for run in runs])
     summary["unfinished"] = sum(run["unfinished"] for run in runs)
     summary["cpu_us_per_posting"] = cpu_medians(runs)
+    summary["stages_ms"] = stage_medians(runs)
     return summary
+
+
+def stage_medians(runs: list[Figures]) -> dict[str, dict[str, float | None]]:
+    """{stage: {p50, p99}}: medians over the runs of each stage's percentiles."""
+    names = list(dict.fromkeys(name for run in runs for name in run.get("stages_ms", {})))
+    return {
+        name: {
+            p: median(
+                [run["stages_ms"][name][p] for run in runs if name in run.get("stages_ms", {})]
+            )
+            for p in ("p50", "p99")
+        }
+        for name in names
+    }
 
 
 def cpu_medians(runs: list[Figures]) -> dict[str, float | None]:

@@ -5,9 +5,11 @@ PostgreSQL stays the record; a waiter that misses a message still finds the outc
 transaction's id and posting time, and a rejected one its refusal, so an API process that
 holds the posting it accepted can answer a waiting client without reading it back.
 
-Message: a JSON list with one item per request,
-`[id, "posted", transaction_id, posted_at]`, `[id, "rejected", code, detail]` or
-`[id, status]` when nothing more is known.
+Message: a JSON object `{"outcomes": [...], "applied": [started, committed]}`, one item per
+request in `outcomes`: `[id, "posted", transaction_id, posted_at]`, `[id, "rejected", code,
+detail]` or `[id, status]` when nothing more is known. `applied`, when present, is when the
+batch's transaction began and when it committed (the worker's wall clock, seconds since
+the epoch), from which a waited answer reports its stages (`Server-Timing`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class Wakeup:
     posted_at: str | None = None
     code: str | None = None
     detail: str | None = None
+    # When its batch began and committed (worker's wall clock), and when this API process
+    # received the wake-up (its own); None where unknown.
+    applied: tuple[float, float] | None = None
+    received_at: float | None = None
 
     def item(self) -> list[Any]:
         if self.status is PostingStatus.POSTED and self.transaction_id is not None:
@@ -51,20 +57,35 @@ class Wakeup:
         return [self.request_id, self.status.value]
 
 
-def publish_outcomes(redis: Redis, finished: Iterable[Wakeup]) -> None:
+def publish_outcomes(
+    redis: Redis, finished: Iterable[Wakeup], *, applied: tuple[float, float] | None = None
+) -> None:
     items = [wakeup.item() for wakeup in finished]
     if items:
-        redis.publish(outcomes_channel(redis), json.dumps(items, separators=(",", ":")))
+        message: dict[str, Any] = {"outcomes": items}
+        if applied is not None:
+            message["applied"] = list(applied)
+        redis.publish(outcomes_channel(redis), json.dumps(message, separators=(",", ":")))
 
 
-def parse_outcomes(message: bytes | str) -> list[Wakeup]:
+def parse_outcomes(message: bytes | str, *, received_at: float | None = None) -> list[Wakeup]:
+    decoded = json.loads(message)
+    stamps = decoded.get("applied")
+    applied = (float(stamps[0]), float(stamps[1])) if stamps else None
     wakeups = []
-    for item in json.loads(message):
+    for item in decoded["outcomes"]:
         request_id, status = int(item[0]), PostingStatus(item[1])
-        if len(item) == 4 and status is PostingStatus.POSTED:
-            wakeups.append(Wakeup(request_id, status, transaction_id=item[2], posted_at=item[3]))
-        elif len(item) == 4 and status is PostingStatus.REJECTED:
-            wakeups.append(Wakeup(request_id, status, code=item[2], detail=item[3]))
-        else:
-            wakeups.append(Wakeup(request_id, status))
+        known = len(item) == 4
+        wakeups.append(
+            Wakeup(
+                request_id,
+                status,
+                transaction_id=item[2] if known and status is PostingStatus.POSTED else None,
+                posted_at=item[3] if known and status is PostingStatus.POSTED else None,
+                code=item[2] if known and status is PostingStatus.REJECTED else None,
+                detail=item[3] if known and status is PostingStatus.REJECTED else None,
+                applied=applied,
+                received_at=received_at,
+            )
+        )
     return wakeups

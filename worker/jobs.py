@@ -109,6 +109,7 @@ def drain_partitions(context: WorkerContext, partitions: tuple[int, ...]) -> tup
     while full_batches < BATCHES_PER_JOB_MAX and not context.stopping.is_set():
         fences = _fences(context, partitions)
         started = time.perf_counter()
+        began_at = time.time()
         try:
             batch = context.ledger.apply_next_batch(partitions, limit, fences)
         except (TransientFault, LeaseLost):
@@ -118,7 +119,7 @@ def drain_partitions(context: WorkerContext, partitions: tuple[int, ...]) -> tup
             continue
         elapsed = time.perf_counter() - started
         if batch.postings:
-            _announce(context, batch, elapsed)
+            _announce(context, batch, elapsed, applied=(began_at, began_at + elapsed))
         applied += len(batch.postings)
         if len(batch.postings) < limit:
             return applied, True
@@ -139,12 +140,19 @@ def wakeups(batch: AppliedBatch) -> list[Wakeup]:
     ]
 
 
-def _announce(context: WorkerContext, batch: AppliedBatch, elapsed: float) -> None:
-    """Wake waiters and count the batch; the batch is committed whatever Redis says."""
+def _announce(
+    context: WorkerContext,
+    batch: AppliedBatch,
+    elapsed: float,
+    *,
+    applied: tuple[float, float],
+) -> None:
+    """Wake waiters and count the batch; the batch is committed whatever Redis says.
+    `applied`: when the batch's transaction began and committed (wall clock)."""
     partition_of = {queued.request_id: queued.partition for queued in batch.postings}
     try:
         with context.redis.pipeline(transaction=False) as pipeline:
-            publish_outcomes(pipeline, wakeups(batch))
+            publish_outcomes(pipeline, wakeups(batch), applied=applied)
             context.telemetry.record_batch(pipeline, batch.outcomes, partition_of, elapsed)
             pipeline.execute()
     except RedisError as error:

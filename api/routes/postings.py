@@ -32,7 +32,7 @@ async def get_posting(
     check_idempotency_key(idempotency_key)
     since = time.monotonic()
     record = await asyncio.to_thread(ledger.get_posting, client_id, idempotency_key)
-    record = await settle(
+    record, _ = await settle(
         record,
         client_id=client_id,
         wait_s=wait_seconds(wait, prefer),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from api.answers import posting_answer, settle, wait_seconds
+from api.answers import posting_answer, server_timing, settle, wait_seconds
 from api.dependencies import ClientDep, HubDep, IntakeDep, LedgerDep
 from api.presenters import API_PREFIX, posting_public, transaction_public
 from api.problems import PROBLEM_RESPONSES, error_body, shape_error
@@ -63,11 +63,12 @@ async def submit_transaction(
     wait: WaitQuery = None,
     prefer: PreferHeader = None,
 ) -> JSONResponse:
+    arrived_at = time.time()
     posting = to_posting(body)
     since = time.monotonic()
-    [accepted] = await intake.submit([(client_id, posting)])
+    [accepted], times = await intake.submit_timed([(client_id, posting)])
     wait_s = wait_seconds(wait, prefer)
-    record = await settle(
+    record, wakeup = await settle(
         accepted.stored(),
         client_id=client_id,
         wait_s=wait_s,
@@ -76,7 +77,8 @@ async def submit_transaction(
         since=since,
         posting=posting,
     )
-    return posting_answer(record, replayed=not accepted.created, wait_s=wait_s)
+    timing = server_timing(arrived_at, times, wakeup) if wait_s > 0 else None
+    return posting_answer(record, replayed=not accepted.created, wait_s=wait_s, timing=timing)
 
 
 @router.post("/batch", response_model=BatchResults)

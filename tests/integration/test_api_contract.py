@@ -136,6 +136,18 @@ def test_wait_answers_201_once_applied_by_a_worker(
     assert response.status_code == 201
     assert response.json()["status"] == "posted"
     assert response.json()["transaction"]["entries"][0]["amount"] == "5.00"
+    # The waited posting's stages, in order, each a duration in milliseconds.
+    stages = [part.strip().split(";dur=") for part in response.headers["server-timing"].split(",")]
+    assert [name for name, _ in stages] == [
+        "intake",
+        "enqueue",
+        "dequeue",
+        "apply",
+        "wakeup",
+        "answer",
+    ]
+    assert all(float(duration) >= 0 for _, duration in stages)
+    assert sum(float(duration) for _, duration in stages) < 15_000
 
 
 def test_a_waited_answer_is_what_reading_the_posting_back_returns(

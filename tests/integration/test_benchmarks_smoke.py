@@ -103,6 +103,14 @@ def test_end_to_end_benchmark_smoke(
         busy = ("api", "load_generator", "postgresql") if mode != "batch" else ()
         _assert_cpu(phase, busy=busy)
         assert phase["cpu"]["pids"]["api"] and phase["cpu"]["pids"]["workers"], phase["cpu"]
+        # Waited postings come back with their stages; no other mode waits.
+        stages = phase["stages_ms"]
+        if mode == "waited":
+            assert list(stages) == ["intake", "enqueue", "dequeue", "apply", "wakeup", "answer"]
+            assert all(stage["count"] > 0 and stage["p50"] >= 0 for stage in stages.values())
+        else:
+            assert stages == {}, (mode, stages)
+    assert "Waited postings by stage" in run.stdout
     _assert_ceilings(written)
 
 

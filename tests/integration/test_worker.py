@@ -253,10 +253,12 @@ def test_wake_ups_of_another_redis_database_are_not_heard(
     neighbour = Redis(host=where["host"], port=where["port"], db=(db + 1) % 16)
     assert outcomes_channel(neighbour) != outcomes_channel(runtime.redis)
     fake = json.dumps(
-        [
-            [i, "posted", "00000000-0000-4000-8000-000000000000", "2000-01-01T00:00:00+00:00"]
-            for i in range(1, 6)
-        ]
+        {
+            "outcomes": [
+                [i, "posted", "00000000-0000-4000-8000-000000000000", "2000-01-01T00:00:00+00:00"]
+                for i in range(1, 6)
+            ]
+        }
     )
     answers: list[httpx.Response] = []
     body = transfer(wallet, merchant, "3.00", "NEIGHBOUR-1")
