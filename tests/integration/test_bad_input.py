@@ -227,3 +227,22 @@ def test_bad_patch_and_paths(client: httpx.Client, accounts: dict[str, str]) -> 
     method = client.delete("/api/v1/accounts")
     assert method.status_code == 405
     assert method.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/accounts", "/api/v1/transactions"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "cDkyMjMzNzIwMzY4NTQ3NzU4MDg",  # p9223372036854775808: one past BIGINT
+        "cC0x",  # p-1
+        "cDEyMw0K",  # p123 with a line break
+        "not-a-cursor",
+    ],
+)
+def test_a_cursor_not_produced_by_the_service_is_a_problem(
+    client: httpx.Client, path: str, cursor: str
+) -> None:
+    response = client.get(path, params={"cursor": cursor})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "invalid_cursor"
