@@ -1,7 +1,8 @@
 """Group commit: concurrent posting requests share one intake transaction.
 
-Requests queue here; a committer takes everything waiting (up to `intake_batch_max`,
-waiting at most `intake_window_ms` for more), records it in one PostgreSQL commit, then
+Requests queue here; a committer takes everything waiting (up to `intake_batch_max`;
+while the other committer is inside a commit it waits at most `intake_window_ms` for
+more), records it in one PostgreSQL commit, then
 enqueues one RQ job per partition for the new requests, and only then answers each
 request. 202 therefore always means committed. If Redis is down at that moment the
 requests stay queued in PostgreSQL and the reconciler enqueues them later.
