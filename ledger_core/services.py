@@ -102,6 +102,10 @@ def _partitions(partitions: int | Sequence[int]) -> tuple[int, ...]:
     return (partitions,) if isinstance(partitions, int) else tuple(sorted(set(partitions)))
 
 
+def _fence_list(fences: Fence | Sequence[Fence] | None) -> Sequence[Fence]:
+    return () if fences is None else (fences,) if isinstance(fences, Fence) else fences
+
+
 def _conflict(idempotency_key: str) -> Accepted:
     return Accepted(
         None,
@@ -268,7 +272,7 @@ class Ledger(Operations):
         them share-locked to the commit; `LeaseLost` otherwise, and nothing is written.
         """
         chosen = _partitions(partitions)
-        fenced = [] if fences is None else [fences] if isinstance(fences, Fence) else fences
+        fenced = _fence_list(fences)
 
         def apply() -> AppliedBatch:
             with self.database.transaction() as repository:
@@ -300,7 +304,7 @@ class Ledger(Operations):
     ) -> RequestId | None:
         """Mark the oldest queued request of `partitions` `failed`: it could not be applied."""
         chosen = _partitions(partitions)
-        fenced = [] if fences is None else [fences] if isinstance(fences, Fence) else fences
+        fenced = _fence_list(fences)
 
         def fail() -> RequestId | None:
             with self.database.transaction() as repository:
