@@ -1,17 +1,17 @@
-"""Partition queues: one RQ queue per partition; a job drains its partition.
+"""Partition queues: one RQ queue per partition; a job rings for the worker that owns it.
 
-A job says "apply partition p": the worker applies the partition's queued requests in
-acceptance order, a batch per transaction, until the partition is empty (or a bound of
+A job says "apply partition p"; the worker that takes it drains every partition it owns,
+in acceptance order, a batch per transaction, until nothing is queued (or a bound of
 batches, after which it makes sure another job follows). So a duplicate job finds nothing
 to do, and a job also applies older requests whose own job was lost.
 
 Enqueues are coalesced: a partition gets a new job only when no job of it is waiting.
-The "pending" marker of a partition is set (SET NX) by whoever enqueues and deleted by the
-worker when it has drained the partition, after which it drains once more. A request
-committed while the marker stands is therefore seen by that last drain at the latest; one
-committed after the worker deleted it finds no marker and enqueues a job of its own. The
-marker expires, so a marker orphaned by a crash costs at most its time to live (the
-reconciler covers that gap too).
+The "pending" marker of a partition is set (SET NX) by whoever enqueues. A job, before
+it reads PostgreSQL, takes the markers and waiting jobs of all its worker's partitions in
+one atomic step (`take_waiting`). A request committed before that step is seen by the
+drain that follows; one whose enqueue comes after finds no marker and enqueues a job of
+its own. The marker expires, so a marker orphaned by a crash costs at most its time to
+live (the reconciler covers that gap too).
 
 Redis is never the only copy: PostgreSQL holds every accepted request.
 """
@@ -85,8 +85,8 @@ def enqueue_batches(
 
 
 # Delete the pending markers and the waiting jobs (list and job hashes) of the given
-# partitions in one atomic step. KEYS: pending markers, then queue lists; ARGV: the job
-# key prefix.
+# partitions in one atomic step. KEYS: the pending markers, then the queue lists; ARGV[1]:
+# the job key prefix, ARGV[2]: how many of KEYS are markers. Returns the jobs deleted.
 _CLEAR_WAITING = """
 local cleared = 0
 local markers = tonumber(ARGV[2])
