@@ -48,13 +48,27 @@ ROUND_S = 1.0
 
 class _BoundJob(Job):
     """A job whose function is the worker's own, bound to its context (`worker.context`):
-    RQ's import of the function's name is never used."""
+    RQ's import of the function's name is never used, and neither are the callbacks a
+    job hash may name (`on_success`, `on_failure`, `on_stopped`): LedgerFlow enqueues
+    none, so whatever names one was not written by LedgerFlow."""
 
     bound: Any = None
 
     @property
     def func(self) -> Any:
         return self.bound
+
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
 
 
 class _RqWorker(SimpleWorker):
@@ -72,6 +86,17 @@ class _RqWorker(SimpleWorker):
             job.bound = bound
         if bound is None:
             log.error("refused job %s: %r is not a LedgerFlow job", job.id, job.func_name)
+        callbacks = [
+            name
+            for name in (
+                job._success_callback_name,
+                job._failure_callback_name,
+                job._stopped_callback_name,
+            )
+            if name
+        ]
+        if callbacks:
+            log.error("job %s names callbacks %r: they are not run", job.id, callbacks)
         super().execute_job(job, queue)
         if time.monotonic() >= self.deadline:
             self._stop_requested = True

@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from redis import Redis
-from rq.job import JobStatus
+from rq.job import Callback, JobStatus
 from sqlalchemy import text
 
 import worker.jobs
 from runtime.context import Runtime
-from runtime.queues import enqueue_batches, partition_queue, queue_depths
+from runtime.queues import JOB_FUNCTION, enqueue_batches, partition_queue, queue_depths
 from runtime.wakeups import outcomes_channel
 from tests.integration.conftest import count_rows, drain, open_account, transfer
 from worker.context import WorkerContext
@@ -231,14 +231,27 @@ def test_a_pinned_worker_takes_its_partitions_from_whoever_holds_them(
     assert all(lease.owner is None for lease in other.ownership.leases())
 
 
-def test_a_worker_runs_only_its_own_job_functions(runtime: Runtime, tmp_path: Path) -> None:
+def test_a_worker_runs_only_its_own_job_functions(
+    runtime: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Whoever can write to Redis cannot choose what a worker executes: a job naming any
-    other function fails without that function being imported or run."""
+    other function fails without that function being imported or run, and the callbacks
+    a job may name (on success, failure or stop) are never run, on a foreign job or on a
+    real `apply_partition` job. (`print` as the callback: RQ would call it with the job,
+    so running it would show the job's id on stdout.)"""
+    queue = partition_queue(runtime.redis, 0)
     target = tmp_path / "made-by-a-foreign-job"
-    foreign = partition_queue(runtime.redis, 0).enqueue("os.mkdir", str(target))
+    foreign = queue.enqueue(
+        "os.mkdir", str(target), on_failure=Callback("builtins.print"), on_stopped="builtins.print"
+    )
+    own = queue.enqueue(JOB_FUNCTION, 0, [], on_success=Callback("builtins.print"))
+    capsys.readouterr()
     drain(runtime)
     assert not target.exists()
     assert foreign.get_status(refresh=True) == JobStatus.FAILED
+    printed = capsys.readouterr().out
+    assert foreign.id not in printed
+    assert own.id not in printed
 
 
 def test_wake_ups_of_another_redis_database_are_not_heard(
