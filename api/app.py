@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from api.auth import AUTH_OFF_WARNING, Authenticator
 from api.backpressure import LagGate
+from api.docs import install_docs
 from api.intake import IntakeBatcher
 from api.limits import BodySizeLimit
 from api.metrics import TRANSIENT_RETRIES
 from api.problems import install_problem_handlers
 from api.routes import accounts, ops, postings, system, transactions
 from api.waiting import OutcomeHub
+from ledger_core.access import Keys
 from ledger_core.errors import TransientFault
 from runtime.context import Runtime
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 Queue-backed double-entry payment ledger. Postings are checked, recorded durably, and
 applied in batches by partitioned workers. Amounts are decimal strings in major units;
-errors are RFC 9457 problem+json with a stable `code`.
+errors are RFC 9457 problem+json with a stable `code`. Every endpoint but /health and
+/ready needs an API key: `Authorization: Bearer <key>` (`ledgerflow keys create`).
 """
 
 
@@ -40,6 +47,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.state.gate = gate
         app.state.intake = intake
         app.state.hub = hub
+        if runtime.settings.auth == "off":
+            log.warning(AUTH_OFF_WARNING)
         if runtime.settings.mode == "queued":
             gate.start()
         intake.start()
@@ -56,12 +65,17 @@ def create_app(runtime: Runtime) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.runtime = runtime
     app.state.ledger = ledger
+    app.state.auth = Authenticator(Keys(runtime.database), runtime.settings)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, bytes_max=runtime.settings.body_bytes_max)
     for module in (accounts, transactions, postings, ops, system):
         app.include_router(module.router)
     app.include_router(ops.page_router)
+    install_docs(app)
     return app

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger_core.errors import (
     BodyTooLarge,
+    Forbidden,
     InputError,
     InvalidAmount,
     InvalidIdempotencyKey,
@@ -28,6 +29,7 @@ from ledger_core.errors import (
     LedgerError,
     MalformedJson,
     Overloaded,
+    Unauthenticated,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     }
     for status, description in (
         (400, "Malformed JSON"),
+        (401, "No API key, or an unknown or revoked one"),
+        (403, "The API key lacks the scope this endpoint needs"),
         (404, "Not found"),
         (409, "Idempotency key reused with a different body"),
         (413, "Body too large"),
@@ -127,9 +131,25 @@ def _errors_list(errors: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
+# Pages a browser opens also offer Basic, so that it asks for the key (as the user name).
+_BROWSER_PATHS = ("/ops", "/docs")
+
+
+def _challenged(request: Request, response: JSONResponse) -> JSONResponse:
+    """One WWW-Authenticate header per scheme: browsers read Basic only from its own."""
+    response.headers["WWW-Authenticate"] = 'Bearer realm="LedgerFlow"'
+    if request.url.path in _BROWSER_PATHS:
+        response.headers.append("WWW-Authenticate", 'Basic realm="LedgerFlow", charset="UTF-8"')
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
-    async def ledger_error(_request: Request, error: LedgerError) -> JSONResponse:
+    async def ledger_error(request: Request, error: LedgerError) -> JSONResponse:
+        if isinstance(error, Unauthenticated):
+            return _challenged(request, problem_response(error_body(error)))
+        if isinstance(error, Forbidden):
+            return problem_response(error_body(error, scope=error.scope))
         if isinstance(error, Overloaded):
             return problem_response(
                 error_body(error, retry_after_s=error.retry_after_s, **error.facts),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import sys
 import time
 from collections import Counter
@@ -94,13 +95,22 @@ class ClientPool:
             await client.aclose()
 
 
+def key_headers() -> dict[str, str]:
+    """The API key the benchmark sends: LEDGERFLOW_API_KEY, as `ledgerflow dev` prints it
+    and `ledgerflow keys create` makes it (with postings:write, postings:read,
+    ledger:read, accounts:write and ops). None when unset: for a service run with
+    LEDGERFLOW_AUTH=off, or the HTTP ceiling."""
+    secret = os.environ.get("LEDGERFLOW_API_KEY")
+    return {"Authorization": f"Bearer {secret}"} if secret else {}
+
+
 def open_client(url: str, client_id: str, connections: int) -> httpx.AsyncClient:
     """An HTTP/1.1 client with `connections` pooled connections; proxies are ignored."""
     return httpx.AsyncClient(
         base_url=url,
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-        headers={"X-Client-Id": client_id},
+        headers={"X-Client-Id": client_id, **key_headers()},
         http1=True,
         http2=False,
         trust_env=False,

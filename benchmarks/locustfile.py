@@ -21,7 +21,7 @@ from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 
-from benchmarks.e2e import AMOUNT, API_PREFIX, CURRENCY, loopback_url
+from benchmarks.e2e import AMOUNT, API_PREFIX, CURRENCY, key_headers, loopback_url
 
 WAIT_S = 5
 CLIENT_ID = "locust"
@@ -51,7 +51,7 @@ class LedgerUser(FastHttpUser):
             loopback_url(self.host or "")
         except ValueError as error:
             raise StopUser() from error
-        self.headers = {"X-Client-Id": CLIENT_ID}
+        self.headers = {"X-Client-Id": CLIENT_ID, **key_headers()}
         wallet = os.environ.get("WALLET_ACCOUNT_ID")
         settlement = os.environ.get("SETTLEMENT_ACCOUNT_ID")
         self.wallet_id = wallet or self.open_account("locust wallet", "asset")

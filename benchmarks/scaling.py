@@ -29,7 +29,7 @@ import httpx
 import psycopg
 from redis import Redis
 
-from benchmarks.e2e import LOOPBACK_HOSTS
+from benchmarks.e2e import LOOPBACK_HOSTS, key_headers
 
 
 def free_port() -> int:
@@ -99,7 +99,7 @@ def fresh_database(admin_url: str, name: str) -> str:
 
 def accept_backlog(url: str, postings: int, accounts: int) -> None:
     rng = random.Random(postings)
-    with httpx.Client(base_url=url, timeout=120) as client:
+    with httpx.Client(base_url=url, timeout=120, headers=key_headers()) as client:
         ids = [
             client.post(
                 "/api/v1/accounts",
@@ -133,7 +133,7 @@ def drain_seconds(url: str, backlog: int, timeout_s: float) -> float:
     """
     deadline = time.perf_counter() + timeout_s
     whole_backlog_seen = time.perf_counter()
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, headers=key_headers()) as client:
         while True:
             queued = client.get("/api/v1/ops/partitions").json()["queued"]
             now = time.perf_counter()
@@ -160,6 +160,26 @@ def measure(args: argparse.Namespace, workers: int, partitions: int) -> float:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # The scratch database's own key, for this process's requests (key_headers).
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledgerflow",
+            "keys",
+            "create",
+            "--client",
+            "scaling",
+            "--json",
+            "--scopes",
+            "postings:write,ledger:read,accounts:write,ops",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    os.environ["LEDGERFLOW_API_KEY"] = json.loads(created.stdout)["secret"]
     Redis.from_url(args.redis).flushdb()
     stack = Stack(env, workers)
     try:

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.e2e import loopback_url
+from benchmarks.e2e import key_headers, loopback_url
 
 
 def rss_mib(pid: int) -> float:
@@ -129,7 +129,9 @@ def sender_process(
     async def send() -> dict[str, int]:
         limits = httpx.Limits(max_connections=connections + 4)
         counts: dict[str, int] = {}
-        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=30, limits=limits, headers=key_headers()
+        ) as client:
             await send_at_rate(
                 client,
                 accounts,
@@ -149,7 +151,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     One Python process with an HTTP client tops out near the rates measured here, so the
     load is split over processes; each sends rate / senders requests per second.
     """
-    async with httpx.AsyncClient(base_url=args.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=key_headers()) as client:
         accounts = await open_accounts(client, args.accounts)
         until = time.monotonic() + args.duration_s
         loop = asyncio.get_running_loop()

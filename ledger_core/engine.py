@@ -7,12 +7,20 @@ totals by exactly its entries. The outcome of a posting depends only on the bala
 the postings before it, so cutting a sequence into batches differently gives the same result.
 
 Refusal codes in order of precedence (the first that applies is reported):
-  1. account_not_found   an entry names an account that does not exist
-  2. account_inactive    an entry names an inactive account
-  3. currency_mismatch   an account's currency differs from the posting's
-  4. balance_overflow    a posted total would pass the largest BIGINT
-  5. insufficient_funds  a debits_must_not_exceed_credits account would have debits > credits
-  6. exceeds_debits      a credits_must_not_exceed_debits account would have credits > debits
+  1. accounts_must_be_different  an account is both debited and credited
+  2. invalid_amount              an entry is above the largest amount of one entry
+  3. account_not_found           an entry names an account that does not exist
+  4. account_inactive            an entry names an inactive account
+  5. currency_mismatch           an account's currency differs from the posting's
+  6. balance_overflow            a posted total would pass 38 digits (`money.TOTAL_MAX`)
+  7. insufficient_funds          a debits_must_not_exceed_credits account would have
+                                 debits > credits
+  8. exceeds_debits              a credits_must_not_exceed_debits account would have
+                                 credits > debits
+Codes 1 and 2 are stateless rules that intake (`rules.build_posting`) refuses with 422 before
+storing anything; the engine holds them a second time, for postings accepted by an older
+version or under a larger `entry_amount_max_minor`. Within the per-entry maximum no history
+reaches code 6 (docs/ARCHITECTURE.md, "No account can be frozen").
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ from ledger_core.errors import (
     BalanceOverflow,
     CurrencyMismatch,
     ExceedsDebits,
+    InputError,
     InsufficientFunds,
+    LedgerError,
     Refusal,
 )
 from ledger_core.model import (
@@ -38,7 +48,8 @@ from ledger_core.model import (
     Posting,
     QueuedPosting,
 )
-from ledger_core.money import BIGINT_MAX
+from ledger_core.money import TOTAL_MAX
+from ledger_core.rules import ENTRY_AMOUNT_MAX_MINOR, check_accounts_differ, check_amounts
 
 
 def account_deltas(posting: Posting) -> dict[AccountId, tuple[int, int]]:
@@ -54,8 +65,18 @@ def account_deltas(posting: Posting) -> dict[AccountId, tuple[int, int]]:
     return deltas
 
 
+def check_entries(posting: Posting, amount_max_minor: int) -> LedgerError | None:
+    """Refusals 1-2: no account on both sides, no entry above `amount_max_minor`."""
+    try:
+        check_accounts_differ(posting.entries)
+        check_amounts(posting.entries, posting.currency, amount_max_minor)
+    except InputError as error:
+        return error
+    return None
+
+
 def check_accounts(balances: Mapping[AccountId, Balance], posting: Posting) -> Refusal | None:
-    """Refusals 1-3: every account exists, is active and holds the posting's currency."""
+    """Refusals 3-5: every account exists, is active and holds the posting's currency."""
     for entry in posting.entries:
         if entry.account_id not in balances:
             return AccountNotFoundForPosting(f"account {entry.account_id} does not exist")
@@ -73,9 +94,9 @@ def check_accounts(balances: Mapping[AccountId, Balance], posting: Posting) -> R
 
 
 def check_totals(after: Sequence[Balance]) -> Refusal | None:
-    """Refusals 4-6 on the balances a posting would leave behind."""
+    """Refusals 6-8 on the balances a posting would leave behind."""
     for balance in after:
-        if balance.debits_posted > BIGINT_MAX or balance.credits_posted > BIGINT_MAX:
+        if balance.debits_posted > TOTAL_MAX or balance.credits_posted > TOTAL_MAX:
             return BalanceOverflow(f"account {balance.account_id} would pass the largest amount")
     constrained = [balance for balance in after if balance.flags]
     for balance in constrained:
@@ -110,9 +131,14 @@ def moved(balance: Balance, debits: int, credits: int) -> Balance:
 
 
 def apply_posting(
-    balances: Mapping[AccountId, Balance], posting: Posting
-) -> tuple[list[Balance], Refusal | None]:
+    balances: Mapping[AccountId, Balance],
+    posting: Posting,
+    amount_max_minor: int = ENTRY_AMOUNT_MAX_MINOR,
+) -> tuple[list[Balance], LedgerError | None]:
     """The balances one posting would leave for the accounts it touches, or its refusal."""
+    refused = check_entries(posting, amount_max_minor)
+    if refused is not None:
+        return [], refused
     refusal = check_accounts(balances, posting)
     if refusal is not None:
         return [], refusal
@@ -127,13 +153,18 @@ def apply_posting(
 
 
 def apply_postings(
-    balances: Mapping[AccountId, Balance], postings: Sequence[QueuedPosting]
+    balances: Mapping[AccountId, Balance],
+    postings: Sequence[QueuedPosting],
+    *,
+    amount_max_minor: int = ENTRY_AMOUNT_MAX_MINOR,
 ) -> tuple[dict[AccountId, Balance], list[Outcome]]:
-    """Apply postings in order; return the new balances and one outcome per posting."""
+    """Apply postings in order; return the new balances and one outcome per posting.
+
+    `amount_max_minor` is the deployment's largest amount of one entry."""
     current = dict(balances)
     outcomes: list[Outcome] = []
     for queued in postings:
-        after, refusal = apply_posting(current, queued.posting)
+        after, refusal = apply_posting(current, queued.posting, amount_max_minor)
         if refusal is not None:
             outcomes.append(Outcome(queued.request_id, False, refusal.code, refusal.detail))
             continue

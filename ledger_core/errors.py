@@ -6,6 +6,7 @@
     │   ├── InvalidAmount
     │   ├── UnsupportedCurrency
     │   ├── InvalidEntries             too few or too many entries, mixed currencies
+    │   ├── AccountsMustBeDifferent    one account both debited and credited by a posting
     │   ├── Unbalanced
     │   ├── InvalidMetadata
     │   ├── InvalidText                NUL characters or unpaired surrogates in a text field
@@ -18,6 +19,8 @@
     │   ├── InsufficientFunds          debits_must_not_exceed_credits would break
     │   ├── ExceedsDebits              credits_must_not_exceed_debits would break
     │   └── BalanceOverflow
+    ├── Unauthenticated                no key, or not a live one (HTTP 401)
+    ├── Forbidden                      the key lacks the scope the endpoint needs (HTTP 403)
     ├── IdempotencyConflict            same key, different body (HTTP 409)
     ├── NotFound                       a resource that does not exist (HTTP 404)
     │   ├── AccountNotFound
@@ -78,7 +81,8 @@ class BodyTooLarge(InputError):
 
 
 class InvalidAmount(InputError):
-    """Raised when an amount is not a positive decimal string within the currency's exponent."""
+    """Raised when an amount is not a positive decimal string within the currency's exponent,
+    or is above the largest amount of one entry."""
 
     code = "invalid_amount"
     title = "Invalid amount"
@@ -96,6 +100,14 @@ class InvalidEntries(InputError):
 
     code = "invalid_entries"
     title = "Invalid entries"
+
+
+class AccountsMustBeDifferent(InputError):
+    """Raised when a transaction debits and credits the same account: a posting moves money
+    between different accounts, and one that moved none would only inflate both totals."""
+
+    code = "accounts_must_be_different"
+    title = "Accounts must be different"
 
 
 class Unbalanced(InputError):
@@ -184,15 +196,22 @@ class ExceedsDebits(Refusal):
 
 
 class BalanceOverflow(Refusal):
-    """Raised when an account's posted totals would pass the largest storable amount."""
+    """Raised when an account's posted totals would pass the largest storable total,
+    `money.TOTAL_MAX`. No history within the per-entry maximum reaches it (see
+    docs/ARCHITECTURE.md), so this is a guard, held by the database's column a second time."""
 
     code = "balance_overflow"
     title = "Balance overflow"
 
 
-REFUSALS: dict[str, type[Refusal]] = {
+# Every code a posting can end `rejected` with: the refusals on ledger state, and the two
+# stateless rules that the engine holds a second time (`engine.check_entries`) for postings
+# accepted under an older version or a larger `entry_amount_max_minor`.
+REFUSALS: dict[str, type[LedgerError]] = {
     cls.code: cls
     for cls in (
+        AccountsMustBeDifferent,
+        InvalidAmount,
         AccountNotFoundForPosting,
         AccountInactive,
         CurrencyMismatch,
@@ -209,6 +228,26 @@ class IdempotencyConflict(LedgerError):
     code = "idempotency_conflict"
     title = "Idempotency conflict"
     http_status = 409
+
+
+class Unauthenticated(LedgerError):
+    """Raised when a request carries no API key, or one that is unknown or revoked."""
+
+    code = "unauthenticated"
+    title = "Unauthenticated"
+    http_status = 401
+
+
+class Forbidden(LedgerError):
+    """Raised when the request's key lacks the scope the endpoint needs."""
+
+    code = "forbidden"
+    title = "Forbidden"
+    http_status = 403
+
+    def __init__(self, detail: str = "", *, scope: str = "") -> None:
+        super().__init__(detail)
+        self.scope = scope
 
 
 class NotFound(LedgerError):

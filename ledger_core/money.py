@@ -1,7 +1,8 @@
 """Money: ISO 4217 currencies, decimal strings in major units and integer minor units.
 
 This is the only module that knows about decimals. Everything else carries amounts as
-integers of minor units (cents, yen, fils) that fit a PostgreSQL BIGINT.
+integers of minor units (cents, yen, fils): an entry's amount fits a PostgreSQL BIGINT, an
+account's posted totals fit 38 decimal digits (NUMERIC(38, 0)).
 
 Invariant: `parse_amount` accepts only plain positive decimal strings with no more decimals
 than the currency's exponent, and `format_amount(parse_amount(c, s), c)` is `s` padded to
@@ -18,6 +19,10 @@ from iso4217 import Currency as _Iso4217
 from ledger_core.errors import InvalidAmount, UnsupportedCurrency
 
 BIGINT_MAX = 2**63 - 1
+# An account's posted totals only grow, so they are stored wider than any amount: 38 digits
+# (PostgreSQL NUMERIC(38, 0); zero-padded text on SQLite, see `store.tables.Total`).
+TOTAL_DIGITS = 38
+TOTAL_MAX = 10**TOTAL_DIGITS - 1
 
 _AMOUNT_PATTERN = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
 _CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")

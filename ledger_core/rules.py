@@ -1,8 +1,10 @@
 """Stateless rules: what makes a posting well-formed before any ledger state is read.
 
 Everything here is a pure function. A posting that passes `build_posting` is balanced, has
-2 to 64 entries of positive integer minor units in one supported currency, and carries
-small string metadata. Refusals that need ledger state live in `engine.py`.
+2 to 64 entries of positive integer minor units, none above the largest amount of one entry,
+in one supported currency, debits and credits different accounts, and carries small string
+metadata. Refusals that need ledger state live in `engine.py`, which holds the two rules that
+bound what a posting adds to a total (`check_accounts_differ`, `check_amounts`) again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ledger_core.errors import (
+    AccountsMustBeDifferent,
+    InvalidAmount,
     InvalidEntries,
     InvalidFlags,
     InvalidIdempotencyKey,
@@ -24,7 +28,7 @@ from ledger_core.errors import (
     Unbalanced,
 )
 from ledger_core.model import AccountFlag, AccountId, Direction, Entry, Posting
-from ledger_core.money import currency_exponent, parse_amount
+from ledger_core.money import BIGINT_MAX, currency_exponent, format_amount, parse_amount
 
 ENTRIES_MIN = 2
 ENTRIES_MAX = 64
@@ -32,6 +36,13 @@ METADATA_KEYS_MAX = 16
 METADATA_KEY_LENGTH_MAX = 64
 METADATA_VALUE_LENGTH_MAX = 512
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
+# The largest amount of one entry, in minor units of any currency, unless a deployment sets
+# `entry_amount_max_minor`: 10 trillion USD, 1 quadrillion JPY, 1 trillion KWD. It is below
+# 2**53, so every amount is also exact as a double (a JavaScript number).
+ENTRY_AMOUNT_MAX_MINOR = 10**15
+# The most a deployment may set: 64 entries of it still sum within a BIGINT, so whatever one
+# posting adds to one account's totals fits the entries' column.
+ENTRY_AMOUNT_CEILING_MINOR = BIGINT_MAX // ENTRIES_MAX
 
 
 @dataclass(frozen=True)
@@ -92,15 +103,45 @@ def check_metadata(metadata: Mapping[str, object]) -> dict[str, str]:
     return {key: str(value) for key, value in metadata.items()}
 
 
-def parse_entries(raw_entries: Sequence[RawEntry], currency: str) -> tuple[Entry, ...]:
+def parse_entries(
+    raw_entries: Sequence[RawEntry], currency: str, amount_max_minor: int = ENTRY_AMOUNT_MAX_MINOR
+) -> tuple[Entry, ...]:
+    """The entries in minor units. Refused in this order: the count, an account on both
+    sides, then each amount (its form, then the largest amount of one entry)."""
     if not ENTRIES_MIN <= len(raw_entries) <= ENTRIES_MAX:
         raise InvalidEntries(
             f"a transaction has {ENTRIES_MIN} to {ENTRIES_MAX} entries, not {len(raw_entries)}"
         )
-    return tuple(
+    check_accounts_differ(raw_entries)
+    entries = tuple(
         Entry(raw.account_id, raw.direction, parse_amount(raw.amount, currency))
         for raw in raw_entries
     )
+    check_amounts(entries, currency, amount_max_minor)
+    return entries
+
+
+def check_accounts_differ(entries: Sequence[RawEntry] | Sequence[Entry]) -> None:
+    """No account is both debited and credited by one posting. Such a posting moves no money,
+    and before totals were wide, one of 2**63 minor units froze its account for good."""
+    debited = {entry.account_id for entry in entries if entry.direction is Direction.DEBIT}
+    for entry in entries:
+        if entry.direction is Direction.CREDIT and entry.account_id in debited:
+            raise AccountsMustBeDifferent(
+                f"account {entry.account_id} is both debited and credited; "
+                "a transaction moves money between different accounts"
+            )
+
+
+def check_amounts(entries: Sequence[Entry], currency: str, amount_max_minor: int) -> None:
+    """No entry is above the largest amount of one entry, `amount_max_minor`."""
+    for entry in entries:
+        if entry.amount_minor > amount_max_minor:
+            raise InvalidAmount(
+                f"amount {format_amount(entry.amount_minor, currency)} {currency} is above "
+                f"the largest amount of one entry, {format_amount(amount_max_minor, currency)} "
+                f"{currency}"
+            )
 
 
 def check_balanced(entries: Sequence[Entry]) -> None:
@@ -118,11 +159,15 @@ def build_posting(
     reference: str | None = None,
     description: str | None = None,
     metadata: Mapping[str, object] | None = None,
+    amount_max_minor: int = ENTRY_AMOUNT_MAX_MINOR,
 ) -> Posting:
-    """Check everything that needs no ledger state and return the normalised posting."""
+    """Check everything that needs no ledger state and return the normalised posting.
+
+    `amount_max_minor` is the deployment's `entry_amount_max_minor`; the worker's engine
+    holds the same limit a second time."""
     check_idempotency_key(idempotency_key)
     currency_exponent(currency)
-    parsed = parse_entries(entries, currency)
+    parsed = parse_entries(entries, currency, amount_max_minor)
     check_balanced(parsed)
     return Posting(
         idempotency_key=idempotency_key,

@@ -46,7 +46,13 @@ from ledger_core.model import (
     TransactionId,
 )
 from ledger_core.operations import Operations
-from ledger_core.rules import canonical_document, check_account, document_hash, partition_of
+from ledger_core.rules import (
+    ENTRY_AMOUNT_MAX_MINOR,
+    canonical_document,
+    check_account,
+    document_hash,
+    partition_of,
+)
 from ledger_core.store.apply import BatchWrite
 from ledger_core.store.database import Database, Repository
 from ledger_core.store.intake import IntakeRow
@@ -116,12 +122,12 @@ def _conflict(idempotency_key: str) -> Accepted:
 
 
 def _apply_locked(
-    repository: Repository, queued: Sequence[QueuedPosting]
+    repository: Repository, queued: Sequence[QueuedPosting], *, amount_max_minor: int
 ) -> tuple[list[Outcome], Posted]:
     """Lock the accounts of `queued` in sorted order, run the engine, write every outcome."""
     touched = {e.account_id for q in queued for e in q.posting.entries}
     balances = repository.lock_balances(touched)
-    after, outcomes = apply_postings(balances, queued)
+    after, outcomes = apply_postings(balances, queued, amount_max_minor=amount_max_minor)
     changed = [b for account_id, b in after.items() if b != balances.get(account_id)]
     by_request = {q.request_id: q for q in queued}
     posted = [by_request[o.request_id] for o in outcomes if o.posted]
@@ -129,7 +135,10 @@ def _apply_locked(
 
 
 class Ledger(Operations):
-    """The use cases of the ledger; the operators' ones are in `ledger_core.operations`."""
+    """The use cases of the ledger; the operators' ones are in `ledger_core.operations`.
+
+    `entry_amount_max_minor` is the deployment's largest amount of one entry
+    (`Settings.entry_amount_max_minor`), which the engine holds when applying."""
 
     def __init__(
         self,
@@ -138,11 +147,13 @@ class Ledger(Operations):
         partitions: int,
         retries_max: int = 5,
         on_retry: Callable[[TransientFault], None] | None = None,
+        entry_amount_max_minor: int = ENTRY_AMOUNT_MAX_MINOR,
     ) -> None:
         self.database = database
         self.partitions = partitions
         self.retries_max = retries_max
         self.on_retry = on_retry
+        self.entry_amount_max_minor = entry_amount_max_minor
 
     def _retrying(self, action: Callable[[], T]) -> T:
         return retry_transient(action, attempts_max=self.retries_max, on_retry=self.on_retry)
@@ -237,7 +248,9 @@ class Ledger(Operations):
                     return _conflict(row.idempotency_key)
                 if result.created:
                     queued = QueuedPosting(result.record.request_id, client_id, posting)
-                    _apply_locked(repository, [queued])
+                    _apply_locked(
+                        repository, [queued], amount_max_minor=self.entry_amount_max_minor
+                    )
                 record = repository.get_record(client_id, posting.idempotency_key)
             if record is None:
                 # A programmer error, not a client's: the row was written in this transaction.
@@ -280,7 +293,9 @@ class Ledger(Operations):
                 queued = repository.lock_queued(chosen, limit)
                 if not queued:
                     return AppliedBatch(chosen, [], [])
-                outcomes, posted = _apply_locked(repository, queued)
+                outcomes, posted = _apply_locked(
+                    repository, queued, amount_max_minor=self.entry_amount_max_minor
+                )
             return AppliedBatch(chosen, queued, outcomes, posted)
 
         return self._retrying(apply)

@@ -1,7 +1,8 @@
 """Configuration from the environment (prefix LEDGERFLOW_). One instance per process.
 
 `partitions` must be the same for every API and worker process of one deployment: it
-decides which queue a posting goes to.
+decides which queue a posting goes to. So must `entry_amount_max_minor`, or the worker
+refuses postings that intake accepted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger_core.rules import ENTRY_AMOUNT_CEILING_MINOR, ENTRY_AMOUNT_MAX_MINOR
 
 
 class Settings(BaseSettings):
@@ -22,11 +25,24 @@ class Settings(BaseSettings):
     # the synchronous ledger this service replaces, kept to benchmark the queue against.
     mode: Literal["queued", "direct"] = "queued"
 
+    # API keys. "off" serves every endpoint without a key, as the "default" client of the
+    # "default" ledger with every scope; the service then says so at start, on /ready and
+    # on /ops. A key looked up is trusted for `key_cache_s`: a revocation takes effect in
+    # every API process within that time.
+    auth: Literal["on", "off"] = "on"
+    key_cache_s: float = Field(default=0.5, ge=0, le=1)
+
     # Intake: group commit of concurrent requests.
     intake_window_ms: float = Field(default=2.0, ge=0, le=100)
     intake_batch_max: int = Field(default=1000, ge=1, le=10_000)
     intake_queue_max: int = Field(default=20_000, ge=1)
     body_bytes_max: int = 4 * 1024 * 1024
+    # The largest amount of one entry, in minor units of any currency: intake refuses more
+    # (422 invalid_amount) and the worker's engine refuses it again. Must be equal in every
+    # API and worker process; at most BIGINT_MAX // 64, so one posting's debits fit a BIGINT.
+    entry_amount_max_minor: int = Field(
+        default=ENTRY_AMOUNT_MAX_MINOR, ge=1, le=ENTRY_AMOUNT_CEILING_MINOR
+    )
 
     # Backpressure: a posting routed to a partition whose oldest queued posting is older
     # than `lag_max_s` gets 429; any posting gets 503 while more than `queued_max` are

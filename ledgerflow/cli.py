@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from ledger_core.access import Keys
+from ledger_core.errors import LedgerError
+from ledger_core.keys import DEFAULT_LEDGER, SCOPES, ApiKey
 from ledger_core.settings import Settings
 
 app = typer.Typer(
@@ -129,6 +132,20 @@ def embedded_settings(database_file: str) -> Settings:
     return settings
 
 
+def _dev_key(keys: Keys) -> None:
+    """On the first start of a dev ledger (no key yet), a key with every scope, printed as
+    the export line the README's examples use. Later starts cannot show it again."""
+    if keys.list():
+        typer.echo(
+            "API keys exist already (the first one was printed on the first start);"
+            " a new one: ledgerflow keys create --client dev --scopes " + ",".join(SCOPES)
+        )
+        return
+    _, secret = keys.create(client="dev", scopes=SCOPES)
+    typer.echo("An API key with every scope for this dev ledger, shown this once:")
+    typer.echo(f"export LEDGERFLOW_API_KEY={secret}")
+
+
 @app.command()
 def dev(
     host: str = "127.0.0.1",
@@ -147,6 +164,8 @@ def dev(
     settings = embedded_settings(database_file)
     upgrade_to_head(settings.sqlalchemy_url())
     runtime = build_runtime(settings)
+    if settings.auth == "on":
+        _dev_key(Keys(runtime.database))
     server = uvicorn.Server(
         uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning")
     )
@@ -158,6 +177,84 @@ def dev(
     finally:
         server.should_exit = True
         api_thread.join(timeout=5)
+
+
+keys = typer.Typer(help="API keys: create (the secret is shown once), list, revoke.")
+app.add_typer(keys, name="keys")
+
+
+def _keys() -> Keys:
+    from ledger_core.store.database import create_database
+
+    return Keys(create_database(Settings().sqlalchemy_url(), pool_size=1))
+
+
+def _key_json(key: ApiKey) -> dict[str, object]:
+    return {
+        "id": key.id,
+        "client": key.client,
+        "ledger": key.ledger,
+        "scopes": sorted(key.scopes),
+        "rate_per_s": key.rate_per_s,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": None if key.revoked_at is None else key.revoked_at.isoformat(),
+    }
+
+
+@keys.command("create")
+def keys_create(
+    client: Annotated[str, typer.Option(help="The client the key acts as")],
+    scopes: Annotated[str, typer.Option(help=f"Comma-separated, of: {', '.join(SCOPES)}")],
+    ledger: Annotated[str, typer.Option(help="The ledger (tenant) it sees")] = DEFAULT_LEDGER,
+    rate_per_s: Annotated[
+        float | None, typer.Option(help="Requests per second (with a burst); none: unlimited")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Create a key. Its secret is printed once and stored only as a hash."""
+    try:
+        key, secret = _keys().create(
+            client=client, scopes=scopes.split(","), ledger=ledger, rate_per_s=rate_per_s
+        )
+    except LedgerError as error:
+        typer.echo(f"error: {error.detail}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        created = {"id": key.id, "secret": secret, "client": key.client, "ledger": key.ledger}
+        typer.echo(json.dumps({**created, "scopes": sorted(key.scopes)}))
+        return
+    typer.echo(f"key {key.id} for client {key.client} on ledger {key.ledger}")
+    typer.echo(f"scopes: {','.join(sorted(key.scopes))}")
+    typer.echo("the secret, shown this once:")
+    typer.echo(secret)
+
+
+@keys.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
+) -> None:
+    """Every key (never a secret): id, client, ledger, scopes, rate, created, revoked."""
+    listed = _keys().list()
+    if as_json:
+        typer.echo(json.dumps([_key_json(key) for key in listed]))
+        return
+    for key in listed:
+        state = "revoked " + key.revoked_at.isoformat() if key.revoked_at else "active"
+        rate = "unlimited" if key.rate_per_s is None else f"{key.rate_per_s:g}/s"
+        typer.echo(
+            f"{key.id}  {key.client}  {key.ledger}  {','.join(sorted(key.scopes))}  {rate}  {state}"
+        )
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: every API process refuses it within `LEDGERFLOW_KEY_CACHE_S` (0.5 s)."""
+    try:
+        key = _keys().revoke(key_id)
+    except LedgerError as error:
+        typer.echo(f"error: {error.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {key.id} ({key.client} on {key.ledger})")
 
 
 ops = typer.Typer(help="Operate a running deployment: status, failed postings, replays.")

@@ -46,6 +46,7 @@ class Runtime:
             partitions=self.settings.partitions,
             retries_max=self.settings.transient_retries_max,
             on_retry=on_retry,
+            entry_amount_max_minor=self.settings.entry_amount_max_minor,
         )
 
     def async_redis_factory(self) -> Callable[[], Any]:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from api.auth import AccountsWrite, LedgerRead
 from api.dependencies import LedgerDep
 from api.presenters import API_PREFIX, account_public, balance_public
 from api.problems import PROBLEM_RESPONSES
@@ -17,7 +18,9 @@ router = APIRouter(prefix=f"{API_PREFIX}/accounts", tags=["accounts"], responses
 
 
 @router.post("", status_code=201, response_model=AccountPublic)
-def open_account(body: AccountCreate, ledger: LedgerDep, response: Response) -> AccountPublic:
+def open_account(
+    body: AccountCreate, _caller: AccountsWrite, ledger: LedgerDep, response: Response
+) -> AccountPublic:
     flags = AccountFlag.NONE
     for name in body.flags:
         flags |= FLAG_NAMES[name]
@@ -30,6 +33,7 @@ def open_account(body: AccountCreate, ledger: LedgerDep, response: Response) -> 
 
 @router.get("", response_model=AccountPage)
 def list_accounts(
+    _caller: LedgerRead,
     ledger: LedgerDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -39,15 +43,17 @@ def list_accounts(
 
 
 @router.get("/{account_id}", response_model=AccountPublic)
-def get_account(account_id: uuid.UUID, ledger: LedgerDep) -> AccountPublic:
+def get_account(account_id: uuid.UUID, _caller: LedgerRead, ledger: LedgerDep) -> AccountPublic:
     return account_public(ledger.get_account(AccountId(account_id)))
 
 
 @router.patch("/{account_id}", response_model=AccountPublic)
-def patch_account(account_id: uuid.UUID, body: AccountPatch, ledger: LedgerDep) -> AccountPublic:
+def patch_account(
+    account_id: uuid.UUID, body: AccountPatch, _caller: AccountsWrite, ledger: LedgerDep
+) -> AccountPublic:
     return account_public(ledger.set_account_status(AccountId(account_id), body.status))
 
 
 @router.get("/{account_id}/balance", response_model=BalancePublic)
-def get_balance(account_id: uuid.UUID, ledger: LedgerDep) -> BalancePublic:
+def get_balance(account_id: uuid.UUID, _caller: LedgerRead, ledger: LedgerDep) -> BalancePublic:
     return balance_public(ledger.get_account(AccountId(account_id)))

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.answers import settle, wait_seconds
-from api.dependencies import ClientDep, HubDep, LedgerDep
+from api.auth import PostingsRead
+from api.dependencies import HubDep, LedgerDep
 from api.presenters import API_PREFIX, posting_public
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import PostingPublic
@@ -22,7 +23,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/postings", tags=["postings"], responses
 @router.get("/{idempotency_key}", response_model=PostingPublic)
 async def get_posting(
     idempotency_key: Annotated[str, Path(max_length=128)],
-    client_id: ClientDep,
+    caller: PostingsRead,
     ledger: LedgerDep,
     hub: HubDep,
     wait: Annotated[float | None, Query(ge=0, le=30)] = None,
@@ -31,10 +32,10 @@ async def get_posting(
     """`{status: queued|posted|rejected|failed}`; 404 for a key never accepted."""
     check_idempotency_key(idempotency_key)
     since = time.monotonic()
-    record = await asyncio.to_thread(ledger.get_posting, client_id, idempotency_key)
+    record = await asyncio.to_thread(ledger.get_posting, caller.client, idempotency_key)
     record, _ = await settle(
         record,
-        client_id=client_id,
+        client_id=caller.client,
         wait_s=wait_seconds(wait, prefer),
         ledger=ledger,
         hub=hub,

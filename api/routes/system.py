@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api.auth import AUTH_OFF_WARNING, Ops
 from api.dependencies import LedgerDep, RuntimeDep
 from api.metrics import exposition
 
@@ -31,10 +32,10 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
     except Exception as error:  # noqa: BLE001
         checks["redis"] = f"unreachable: {type(error).__name__}"
     ok = all(value == "ok" for value in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ok else "unavailable", "checks": checks},
-        status_code=200 if ok else 503,
-    )
+    body: dict[str, object] = {"status": "ready" if ok else "unavailable", "checks": checks}
+    if runtime.settings.auth == "off":
+        body["warnings"] = [AUTH_OFF_WARNING]
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get(
@@ -42,5 +43,5 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-def metrics(runtime: RuntimeDep, ledger: LedgerDep) -> Response:
+def metrics(_caller: Ops, runtime: RuntimeDep, ledger: LedgerDep) -> Response:
     return Response(exposition(runtime, ledger), media_type=CONTENT_TYPE_LATEST)

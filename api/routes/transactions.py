@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.answers import posting_answer, server_timing, settle, wait_seconds
-from api.dependencies import ClientDep, HubDep, IntakeDep, LedgerDep
+from api.auth import LedgerRead, PostingsWrite
+from api.dependencies import HubDep, IntakeDep, LedgerDep
 from api.presenters import API_PREFIX, posting_public, transaction_public
 from api.problems import PROBLEM_RESPONSES, error_body, shape_error
 from api.schemas import (
@@ -37,7 +38,7 @@ WaitQuery = Annotated[
 PreferHeader = Annotated[str | None, Header(description="RFC 7240, e.g. `wait=5`")]
 
 
-def to_posting(body: TransactionCreate) -> Posting:
+def to_posting(body: TransactionCreate, amount_max_minor: int) -> Posting:
     return build_posting(
         idempotency_key=body.idempotency_key,
         currency=body.currency,
@@ -45,6 +46,7 @@ def to_posting(body: TransactionCreate) -> Posting:
         reference=body.reference,
         description=body.description,
         metadata=body.metadata,
+        amount_max_minor=amount_max_minor,
     )
 
 
@@ -56,7 +58,7 @@ def to_posting(body: TransactionCreate) -> Posting:
 )
 async def submit_transaction(
     body: TransactionCreate,
-    client_id: ClientDep,
+    caller: PostingsWrite,
     intake: IntakeDep,
     hub: HubDep,
     ledger: LedgerDep,
@@ -64,7 +66,8 @@ async def submit_transaction(
     prefer: PreferHeader = None,
 ) -> JSONResponse:
     arrived_at = time.time()
-    posting = to_posting(body)
+    client_id = caller.client
+    posting = to_posting(body, ledger.entry_amount_max_minor)
     since = time.monotonic()
     [accepted], times = await intake.submit_timed([(client_id, posting)])
     wait_s = wait_seconds(wait, prefer)
@@ -82,18 +85,21 @@ async def submit_transaction(
 
 
 @router.post("/batch", response_model=BatchResults)
-async def submit_batch(body: BatchCreate, client_id: ClientDep, intake: IntakeDep) -> JSONResponse:
+async def submit_batch(
+    body: BatchCreate, caller: PostingsWrite, intake: IntakeDep, ledger: LedgerDep
+) -> JSONResponse:
     """Up to 1,000 postings in one request; one result per item, in order."""
     results: list[dict[str, Any]] = [{} for _ in body.transactions]
     valid: list[tuple[int, Posting]] = []
     for index, raw in enumerate(body.transactions):
         try:
-            valid.append((index, to_posting(TransactionCreate.model_validate(raw))))
+            item = TransactionCreate.model_validate(raw)
+            valid.append((index, to_posting(item, ledger.entry_amount_max_minor)))
         except ValidationError as error:
             results[index] = error_body(shape_error(error.errors()), index=index)
         except InputError as error:
             results[index] = error_body(error, index=index)
-    accepted = await intake.submit([(client_id, p) for _, p in valid]) if valid else []
+    accepted = await intake.submit([(caller.client, p) for _, p in valid]) if valid else []
     for (index, posting), answer in zip(valid, accepted, strict=True):
         try:
             record = answer.stored()
@@ -107,12 +113,15 @@ async def submit_batch(body: BatchCreate, client_id: ClientDep, intake: IntakeDe
 
 
 @router.get("/{transaction_id}", response_model=TransactionPublic)
-def get_transaction(transaction_id: uuid.UUID, ledger: LedgerDep) -> TransactionPublic:
+def get_transaction(
+    transaction_id: uuid.UUID, _caller: LedgerRead, ledger: LedgerDep
+) -> TransactionPublic:
     return transaction_public(ledger.get_transaction(TransactionId(transaction_id)))
 
 
 @router.get("", response_model=TransactionPage)
 def list_transactions(
+    _caller: LedgerRead,
     ledger: LedgerDep,
     account_id: uuid.UUID | None = None,
     cursor: str | None = None,

@@ -26,6 +26,10 @@ class AccountStatements:
                 currency=account.currency,
                 status=account.status.value,
                 flags=int(account.flags),
+                # An account opens with nothing posted. Written here rather than left to the
+                # column default, whose form differs by dialect (`tables.Total`).
+                debits_posted=0,
+                credits_posted=0,
             )
             .returning(*accounts.c)
         ).one()

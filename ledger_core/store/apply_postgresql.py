@@ -86,7 +86,7 @@ _UPDATE_TOTALS = text(
     """
     UPDATE accounts AS a
        SET debits_posted = v.debits, credits_posted = v.credits
-      FROM unnest(CAST(:ids AS uuid[]), CAST(:debits AS bigint[]), CAST(:credits AS bigint[]))
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:debits AS numeric[]), CAST(:credits AS numeric[]))
            AS v(id, debits, credits)
      WHERE a.id = v.id
     """

@@ -16,20 +16,24 @@ from collections.abc import Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, case, func, literal, select
 
 from ledger_core.store.database import Database, Repository
-from ledger_core.store.tables import accounts, entries, posting_requests, transactions
+from ledger_core.store.tables import (
+    Total,
+    TotalSum,
+    accounts,
+    entries,
+    posting_requests,
+    transactions,
+)
 
-_signed = case(
-    (entries.c.direction == "debit", entries.c.amount_minor), else_=-entries.c.amount_minor
-)
-_debits = func.coalesce(
-    func.sum(case((entries.c.direction == "debit", entries.c.amount_minor), else_=0)), 0
-)
-_credits = func.coalesce(
-    func.sum(case((entries.c.direction == "credit", entries.c.amount_minor), else_=0)), 0
-)
+# Sums are `TotalSum`: exact on both dialects, so a ledger whose totals passed 2**63 - 1
+# (which the API accepts) is checked rather than crashing SQLite's sum(). They are compared
+# in SQL with the stored totals, and debits with credits rather than summed signed.
+_debits = TotalSum(case((entries.c.direction == "debit", entries.c.amount_minor), else_=0))
+_credits = TotalSum(case((entries.c.direction == "credit", entries.c.amount_minor), else_=0))
+_ZERO = literal(0, Total())
 LINES_PER_CHECK_MAX = 20
 
 
@@ -65,13 +69,13 @@ def _accounts_match_entries(connection: Connection) -> list[str]:
             accounts.c.id,
             accounts.c.debits_posted,
             accounts.c.credits_posted,
-            func.coalesce(sums.c.debits, 0),
-            func.coalesce(sums.c.credits, 0),
+            func.coalesce(sums.c.debits, _ZERO, type_=Total()),
+            func.coalesce(sums.c.credits, _ZERO, type_=Total()),
         )
         .select_from(accounts.outerjoin(sums, sums.c.account_id == accounts.c.id))
         .where(
-            (accounts.c.debits_posted != func.coalesce(sums.c.debits, 0))
-            | (accounts.c.credits_posted != func.coalesce(sums.c.credits, 0))
+            (accounts.c.debits_posted != func.coalesce(sums.c.debits, _ZERO))
+            | (accounts.c.credits_posted != func.coalesce(sums.c.credits, _ZERO))
         )
         .limit(LINES_PER_CHECK_MAX)
     ).all()
@@ -84,13 +88,13 @@ def _accounts_match_entries(connection: Connection) -> list[str]:
 
 def _transactions_sum_to_zero(connection: Connection) -> list[str]:
     rows = connection.execute(
-        select(transactions.c.id, func.sum(_signed))
+        select(transactions.c.id, _debits, _credits)
         .select_from(transactions.join(entries))
         .group_by(transactions.c.id)
-        .having(func.sum(_signed) != 0)
+        .having(_debits != _credits)
         .limit(LINES_PER_CHECK_MAX)
     ).all()
-    return [f"transaction {row[0]}: entries sum to {row[1]}, not 0" for row in rows]
+    return [f"transaction {row[0]}: entries sum to {row[1] - row[2]}, not 0" for row in rows]
 
 
 def _flags_hold(connection: Connection) -> list[str]:

@@ -27,7 +27,9 @@ from ledger_core.store.accounts import AccountStatements
 from ledger_core.store.apply import ApplyStatements
 from ledger_core.store.backlog import BacklogStatements
 from ledger_core.store.intake import IntakeStatements
+from ledger_core.store.keys import KeyStatements
 from ledger_core.store.reads import ReadStatements
+from ledger_core.store.tables import SqliteTotalSum
 
 # Serialization failure, deadlock, lock timeout, a session ended by the server (admin
 # shutdown, idle in transaction too long), connection failures.
@@ -60,13 +62,15 @@ def create_database(
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL and BEGIN IMMEDIATE: SQLite's writers then queue instead of failing on upgrade."""
+    """WAL and BEGIN IMMEDIATE: SQLite's writers then queue instead of failing on upgrade.
+    A sum that does not overflow past 2**63 - 1, for `verify` (`tables.TotalSum`)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        dbapi_connection.create_aggregate(SqliteTotalSum.name, 1, SqliteTotalSum)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -129,7 +133,12 @@ class Database:
 
 
 class Repository(
-    AccountStatements, IntakeStatements, ApplyStatements, BacklogStatements, ReadStatements
+    AccountStatements,
+    IntakeStatements,
+    ApplyStatements,
+    BacklogStatements,
+    ReadStatements,
+    KeyStatements,
 ):
     """Statements run inside one database transaction."""
 

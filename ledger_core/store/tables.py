@@ -1,7 +1,8 @@
 """The schema as SQLAlchemy Core tables: the record of the ledger.
 
 The database holds every invariant a second time, apart from the pure rules:
-amounts are positive, posted totals never negative, account flags hold on every row,
+amounts are positive, posted totals never negative and at most 38 digits (`Total`),
+account flags hold on every row,
 (client, idempotency key) is unique, one transaction per accepted request, an entry's
 currency is its account's currency. On PostgreSQL the migration adds a deferred
 constraint trigger that each transaction's entries sum to zero and triggers that forbid
@@ -11,6 +12,7 @@ updating or deleting entries and transactions.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Table,
@@ -34,7 +37,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from ledger_core.money import TOTAL_DIGITS
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -48,6 +56,78 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+class Total(TypeDecorator[int]):
+    """An account's posted total: an integer from 0 to `money.TOTAL_MAX` (38 digits).
+
+    PostgreSQL stores NUMERIC(38, 0). SQLite's integers stop at 2**63 - 1, and its NUMERIC
+    affinity would turn larger ones into doubles, so there a total is text of exactly 38
+    digits, zero-padded (`sqlite_total`): text of one width sorts as its numbers do, so the
+    flag CHECKs and comparisons in SQL hold unchanged. Read back as `int` on both.
+    """
+
+    impl = Numeric(TOTAL_DIGITS, 0)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(TOTAL_DIGITS))
+        return dialect.type_descriptor(Numeric(TOTAL_DIGITS, 0))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> int | str | None:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return sqlite_total(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
+def sqlite_total(value: int) -> str:
+    """A total as SQLite stores it. A negative or wider value comes out in another shape,
+    which the table's `totals_digits` CHECK refuses."""
+    return f"{value:0{TOTAL_DIGITS}d}"
+
+
+class TotalSum(FunctionElement[int]):
+    """sum() of BIGINT amounts as a `Total`, exact however many rows it sums.
+
+    PostgreSQL's sum of BIGINT is NUMERIC already. SQLite's stops with "integer overflow"
+    past 2**63 - 1, so there it is `ledgerflow_total_sum`, the aggregate `SqliteTotalSum`
+    that `store.database` registers on every SQLite connection.
+    """
+
+    type = Total()
+    name = "total_sum"
+    inherit_cache = True
+
+
+@compiles(TotalSum)
+def _total_sum(element: TotalSum, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"sum({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(TotalSum, "sqlite")
+def _total_sum_sqlite(element: TotalSum, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{SqliteTotalSum.name}({compiler.process(element.clauses, **kw)})"
+
+
+class SqliteTotalSum:
+    """The SQLite aggregate behind `TotalSum`: Python integers do not overflow, and the
+    result is a total as SQLite stores it, so SQL compares it with stored totals as is."""
+
+    name = "ledgerflow_total_sum"
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def step(self, value: int | None) -> None:
+        if value is not None:
+            self.total += value
+
+    def finalize(self) -> str:
+        return sqlite_total(self.total)
 
 
 metadata = MetaData(
@@ -74,8 +154,9 @@ accounts = Table(
     Column("currency", String(3), nullable=False),
     Column("status", String(16), nullable=False, server_default="active"),
     Column("flags", SmallInteger(), nullable=False, server_default="0"),
-    Column("debits_posted", BigInteger(), nullable=False, server_default="0"),
-    Column("credits_posted", BigInteger(), nullable=False, server_default="0"),
+    # On SQLite the default is 38 zeros (migration 0005); `insert_account` writes both.
+    Column("debits_posted", Total(), nullable=False, server_default="0"),
+    Column("credits_posted", Total(), nullable=False, server_default="0"),
     Column(
         "created_at",
         UtcDateTime(),
@@ -89,6 +170,11 @@ accounts = Table(
     CheckConstraint("status IN ('active', 'inactive')", name="status"),
     CheckConstraint("flags >= 0 AND flags <= 3", name="flags_known"),
     CheckConstraint("debits_posted >= 0 AND credits_posted >= 0", name="totals_positive"),
+    CheckConstraint(
+        f"length(debits_posted) = {TOTAL_DIGITS} AND debits_posted NOT GLOB '*[^0-9]*'"
+        f" AND length(credits_posted) = {TOTAL_DIGITS} AND credits_posted NOT GLOB '*[^0-9]*'",
+        name="totals_digits",
+    ).ddl_if(dialect="sqlite"),
     CheckConstraint(
         "(flags & 1) = 0 OR debits_posted <= credits_posted", name="debits_within_credits"
     ),
@@ -209,4 +295,26 @@ workers = Table(
         server_default=func.current_timestamp(),
     ),
     Column("heartbeat_at", UtcDateTime(), nullable=False),
+)
+
+# API keys (`ledger_core.keys`): only the SHA-256 of each secret is kept. Revoking stamps
+# `revoked_at`; a key row is never deleted, so the audit of who did what keeps its name.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("client", String(128), nullable=False),
+    Column("ledger", String(128), nullable=False),
+    Column("scopes", JSON(), nullable=False),
+    Column("rate_per_s", Numeric(12, 3)),
+    Column(
+        "created_at",
+        UtcDateTime(),
+        nullable=False,
+        server_default=func.current_timestamp(),
+    ),
+    Column("revoked_at", UtcDateTime()),
+    CheckConstraint("rate_per_s IS NULL OR rate_per_s > 0", name="rate_positive"),
+    CheckConstraint("length(secret_hash) = 64", name="secret_hash_is_sha256"),
 )

@@ -25,6 +25,8 @@ import uvicorn
 from redis import Redis
 
 from api.app import create_app
+from ledger_core.access import Keys
+from ledger_core.keys import DEFAULT_LEDGER, SCOPES
 from ledger_core.settings import Settings
 from ledgerflow.cli import embedded_settings
 from ledgerflow.migrate import upgrade_to_head
@@ -187,9 +189,51 @@ def api_url(runtime: Runtime, servers: tuple[contextlib.ExitStack, dict[int, str
     return urls[id(runtime)]
 
 
+def new_key(
+    runtime: Runtime,
+    *,
+    client: str = "test",
+    scopes: tuple[str, ...] | list[str] = SCOPES,
+    ledger: str = DEFAULT_LEDGER,
+    rate_per_s: float | None = None,
+) -> str:
+    """The secret of a new API key in `runtime`'s database."""
+    _, secret = Keys(runtime.database).create(
+        client=client, scopes=scopes, ledger=ledger, rate_per_s=rate_per_s
+    )
+    return secret
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+_SESSION_KEYS: dict[int, str] = {}
+
+# The Authorization header of the session's key with every scope on the PostgreSQL test
+# database, for clients of any API served on it (in a thread or as a process). Set by
+# the autouse `session_key` fixture before any test runs.
+AUTHORIZED: dict[str, str] = {}
+
+
 @pytest.fixture
-def client(api_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_url, timeout=40) as http:
+def api_key(runtime: Runtime) -> str:
+    """A key with every scope for the client "test" of the default ledger, one per store
+    for the session (keys are not emptied between tests)."""
+    if id(runtime) not in _SESSION_KEYS:
+        _SESSION_KEYS[id(runtime)] = new_key(runtime)
+    return _SESSION_KEYS[id(runtime)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_key(postgres_runtime: Runtime) -> None:
+    _SESSION_KEYS[id(postgres_runtime)] = new_key(postgres_runtime)
+    AUTHORIZED.update(bearer(_SESSION_KEYS[id(postgres_runtime)]))
+
+
+@pytest.fixture
+def client(api_url: str, api_key: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=40, headers=bearer(api_key)) as http:
         yield http
 
 
@@ -241,6 +285,7 @@ def processes(runtime: Runtime, tmp_path: Path) -> Iterator[Processes]:
             "LEDGERFLOW_LEASE_TTL_S": "2",
             "LEDGERFLOW_RECONCILE_INTERVAL_S": "1",
             "LEDGERFLOW_STALE_AFTER_S": "1",
+            "LEDGERFLOW_API_KEY": AUTHORIZED["Authorization"].removeprefix("Bearer "),
         }
     )
     running.start_redis()

@@ -15,12 +15,12 @@ from sqlalchemy import text
 
 from ledger_core.rules import posting_from_document
 from runtime.context import Runtime
-from tests.integration.conftest import transfer
+from tests.integration.conftest import AUTHORIZED, transfer
 from tests.integration.processes import Processes
 
 
 def open_accounts(api: str, count: int) -> list[str]:
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, timeout=30, headers=AUTHORIZED) as client:
         return [
             client.post(
                 "/api/v1/accounts",
@@ -60,7 +60,7 @@ class SteadyLoad:
     def _run(self) -> None:
         rng = random.Random(self.prefix)
         deadline = time.monotonic() + self.duration_max_s
-        with httpx.Client(base_url=self.api, timeout=30) as client:
+        with httpx.Client(base_url=self.api, timeout=30, headers=AUTHORIZED) as client:
             while (
                 not self._stop.is_set()
                 and self.sent < self.postings_max

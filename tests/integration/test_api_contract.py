@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from runtime.context import Runtime
-from tests.integration.conftest import STORES, count_rows, drain, open_account, transfer
+from tests.integration.conftest import (
+    STORES,
+    bearer,
+    count_rows,
+    drain,
+    new_key,
+    open_account,
+    transfer,
+)
 
 # The contract holds for both stores: PostgreSQL, and the embedded default of `ledgerflow dev`.
 pytestmark = pytest.mark.parametrize("runtime", STORES, indirect=True)
@@ -247,7 +255,9 @@ def test_a_wait_that_runs_out_is_202_after_about_n_seconds(
     assert 1.9 <= elapsed < 6
 
     started = time.monotonic()
-    polled = httpx.get(f"{client.base_url}/api/v1/postings/SLOW-1?wait=1", timeout=10)
+    polled = httpx.get(
+        f"{client.base_url}/api/v1/postings/SLOW-1?wait=1", timeout=10, headers=client.headers
+    )
     assert polled.status_code == 200
     assert polled.json()["status"] == "queued"
     assert 0.9 <= time.monotonic() - started < 5
@@ -306,18 +316,25 @@ def test_same_key_different_body_is_409_and_changes_nothing(
 def test_keys_are_scoped_to_the_client(
     client: httpx.Client, runtime: Runtime, pair: tuple[str, str]
 ) -> None:
+    """The key's client is the idempotency scope: two clients' postings under one
+    idempotency key are two postings, and a third client cannot read either of them
+    (404, as for a key never accepted), whatever X-Client-Id it sends."""
     wallet, merchant = pair
-    for client_id in ("shop-a", "shop-b"):
+    for name in ("shop-a", "shop-b"):
         response = client.post(
             "/api/v1/transactions",
             json=transfer(wallet, merchant, "1.00", "SHARED-KEY"),
-            headers={"X-Client-Id": client_id},
+            headers=bearer(new_key(runtime, client=name)),
         )
         assert response.status_code == 202
     drain(runtime)
     assert count_rows(runtime, "transactions") == 2
-    other = client.get("/api/v1/postings/SHARED-KEY", headers={"X-Client-Id": "shop-c"})
+    other = client.get(
+        "/api/v1/postings/SHARED-KEY",
+        headers={**bearer(new_key(runtime, client="shop-c")), "X-Client-Id": "shop-a"},
+    )
     assert other.status_code == 404
+    assert other.json()["code"] == "posting_not_found"
 
 
 def test_status_of_a_key_never_accepted_is_404(client: httpx.Client) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from runtime.context import Runtime
-from tests.integration.conftest import count_rows, open_account, serve, transfer
+from tests.integration.conftest import AUTHORIZED, count_rows, open_account, serve, transfer
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def direct(runtime: Runtime) -> Iterator[httpx.Client]:
     settings = runtime.settings.model_copy(update={"mode": "direct"})
     with (
         serve(dataclasses.replace(runtime, settings=settings)) as url,
-        httpx.Client(base_url=url, timeout=30) as client,
+        httpx.Client(base_url=url, timeout=30, headers=AUTHORIZED) as client,
     ):
         yield client
 

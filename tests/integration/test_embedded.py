@@ -19,6 +19,14 @@ from tests.integration.conftest import free_port, transfer
 pytestmark = pytest.mark.slow
 
 
+def dev_key(log: Path) -> str:
+    """The key `ledgerflow dev` printed on its first start, from its output."""
+    for line in log.read_text().splitlines():
+        if line.startswith("export LEDGERFLOW_API_KEY="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"no key in the dev output:\n{log.read_text()}")
+
+
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERFLOW_")}
@@ -50,8 +58,11 @@ def embedded(tmp_path: Path) -> Iterator[str]:
     assert (tmp_path / "ledgerflow-dev.db").exists()
 
 
-def test_readme_flow_on_the_embedded_default(embedded: str) -> None:
-    with httpx.Client(base_url=embedded, timeout=30) as client:
+def test_readme_flow_on_the_embedded_default(embedded: str, tmp_path: Path) -> None:
+    key = dev_key(tmp_path / "dev.log")
+    assert httpx.get(f"{embedded}/api/v1/accounts", timeout=10).status_code == 401
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=embedded, timeout=30, headers=headers) as client:
         accounts = [
             client.post(
                 "/api/v1/accounts",

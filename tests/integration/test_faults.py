@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from runtime.context import Runtime
-from tests.integration.conftest import transfer
+from tests.integration.conftest import AUTHORIZED, transfer
 from tests.integration.load import (
     assert_applied_once,
     open_accounts,
@@ -43,7 +43,7 @@ def _submit(
                 debit, credit, f"{rng.randint(1, 999)}.{rng.randint(0, 99):02}", f"{prefix}-{i}"
             )
         )
-    with httpx.Client(base_url=api, timeout=60) as client:
+    with httpx.Client(base_url=api, timeout=60, headers=AUTHORIZED) as client:
         for start in range(0, count, batch):
             response = client.post(
                 "/api/v1/transactions/batch", json={"transactions": bodies[start : start + batch]}
@@ -86,7 +86,7 @@ def test_redis_restarted_empty_with_postings_queued_loses_nothing(
     accounts = open_accounts(api, 20)
     _submit(api, accounts, 1000, "WIPE")
     processes.kill_redis()
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, timeout=30, headers=AUTHORIZED) as client:
         # Redis is down: acceptance is still durable in PostgreSQL.
         response = client.post(
             "/api/v1/transactions", json=transfer(accounts[0], accounts[1], "1.00", "WIPE-DOWN")

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from ledger_core.model import AccountId
 from ledger_core.rules import partition_of
 from runtime.context import Runtime, build_runtime
-from tests.integration.conftest import drain, open_account, serve, transfer
+from tests.integration.conftest import AUTHORIZED, drain, open_account, serve, transfer
 from tests.integration.load import open_accounts, wait_until_drained
 from tests.integration.processes import Processes
 
@@ -91,7 +91,7 @@ def test_a_poison_posting_is_isolated_then_replayed_by_an_operator(
         transfer(payer, payee, "1.00", f"PP-{i}", **({"reference": "POISON"} if i == 7 else {}))
         for i in range(30)
     ]
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, timeout=30, headers=AUTHORIZED) as client:
         response = client.post("/api/v1/transactions/batch", json={"transactions": bodies})
         assert response.status_code == 200
     processes.start_worker()
@@ -115,7 +115,7 @@ def test_a_poison_posting_is_isolated_then_replayed_by_an_operator(
     while _statuses(runtime)["PP-7"] != "posted":
         assert time.monotonic() < deadline, "the replayed posting was not applied"
         time.sleep(0.2)
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, timeout=30, headers=AUTHORIZED) as client:
         assert client.get(f"/api/v1/accounts/{payer}/balance").json()["balance"] == "30.00"
     assert _ledgerflow(processes.env, "ops", "retry", "PP-7").returncode == 1  # nothing failed
     assert _ledgerflow(processes.env, "verify", "--grace-s", "0").returncode == 0
@@ -168,7 +168,10 @@ def test_backpressure_answers_429_for_a_lagging_partition_and_recovers(
     settings = runtime.settings.model_copy(update={"lag_max_s": 1.0, "lag_refresh_s": 0.1})
     gated = build_runtime(settings)
     try:
-        with serve(gated) as url, httpx.Client(base_url=url, timeout=30) as client:
+        with (
+            serve(gated) as url,
+            httpx.Client(base_url=url, timeout=30, headers=AUTHORIZED) as client,
+        ):
             lagging, other = _accounts_in_two_partitions(client, settings.partitions)
             sink = open_account(client, account_type="liability")
             first = client.post("/api/v1/transactions", json=transfer(lagging, sink, "1.00", "B-1"))
@@ -225,7 +228,10 @@ def test_backpressure_answers_503_when_the_whole_backlog_is_full(runtime: Runtim
     settings = runtime.settings.model_copy(update={"queued_max": 3, "lag_refresh_s": 0.1})
     gated = build_runtime(settings)
     try:
-        with serve(gated) as url, httpx.Client(base_url=url, timeout=30) as client:
+        with (
+            serve(gated) as url,
+            httpx.Client(base_url=url, timeout=30, headers=AUTHORIZED) as client,
+        ):
             payer, payee = open_account(client), open_account(client)
             for i in range(4):
                 body = transfer(payer, payee, "1.00", f"F-{i}")
@@ -314,7 +320,7 @@ def test_ops_status_names_owners_depths_and_workers(runtime: Runtime, processes:
     assert registered["live"] is True
     assert sorted(registered["partitions"]) == list(range(runtime.settings.partitions))
     assert {row["owner"] for row in report["partitions"]} == {registered["name"]}
-    with httpx.Client(base_url=api, timeout=30) as http:
+    with httpx.Client(base_url=api, timeout=30, headers=AUTHORIZED) as http:
         body = transfer(payer, payee, "1.00", "S-1")
         assert http.post("/api/v1/transactions?wait=10", json=body).status_code == 201
     table = _ledgerflow(processes.env, "ops", "status")

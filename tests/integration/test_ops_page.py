@@ -250,7 +250,7 @@ def status(client: httpx.Client) -> dict[str, Any]:
 
 
 def test_ops_page_shows_the_live_status(
-    client: httpx.Client, runtime: Runtime, api_url: str, tmp_path: Path
+    client: httpx.Client, runtime: Runtime, api_url: str, api_key: str, tmp_path: Path
 ) -> None:
     wallet = open_account(client, name="Ops Wallet", account_type="asset")
     merchant = open_account(
@@ -276,12 +276,15 @@ def test_ops_page_shows_the_live_status(
     for i in range(2):
         post(client, transfer(merchant, wallet, "1.00", f"OPS-QUEUED-BACK-{i}"))
 
+    # The browser presents the key as HTTP Basic credentials (the key as the user name),
+    # and sends them again with the page's own requests.
+    page_url = api_url.replace("http://", f"http://{api_key}:@") + "/ops"
     with heartbeating_worker(runtime):
         before = status(client)
-        dumped = chromium(tmp_path, "dom", f"{api_url}/ops", "--dump-dom")
+        dumped = chromium(tmp_path, "dom", page_url, "--dump-dom")
         after = status(client)
         shot = tmp_path / "ops.png"
-        chromium(tmp_path, "screenshot", f"{api_url}/ops", f"--screenshot={shot}")
+        chromium(tmp_path, "screenshot", page_url, f"--screenshot={shot}")
 
     queued = before["totals"]["queued"]
     assert queued == 7
@@ -307,7 +310,7 @@ def test_ops_page_shows_the_live_status(
     failed = dom.text("failed")
     assert "OPS-POISON" in failed
     assert "apply_failed" in failed
-    assert "ledgerflow ops retry --client default OPS-POISON" in failed
+    assert "ledgerflow ops retry --client test OPS-POISON" in failed
     # Data goes in as text: the markup in it shows as characters and makes no element.
     assert INJECTED_DETAIL in failed
     assert INJECTED_ERROR in dom.text("workers")

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from api.answers import rejection_body
+from ledger_core.model import AccountId, ClientId, Direction, Entry, Posting
+from ledger_core.money import TOTAL_MAX
+from ledger_core.rules import ENTRY_AMOUNT_MAX_MINOR
+from ledger_core.store.tables import accounts
 from runtime.context import Runtime
 from tests.integration.conftest import STORES, count_rows, drain, open_account, transfer
 
@@ -76,12 +83,73 @@ def test_credits_must_not_exceed_debits(client: httpx.Client, runtime: Runtime) 
 
 
 def test_balance_overflow_is_rejected(client: httpx.Client, runtime: Runtime) -> None:
+    """No history within the largest amount of one entry reaches the largest total (38
+    digits), so the sink's credits are set one largest entry below it by hand."""
     source, sink = open_account(client, currency="JPY"), open_account(client, currency="JPY")
-    top = str(2**63 - 1)
-    first = _post_and_apply(client, runtime, transfer(source, sink, top, "R-MAX", currency="JPY"))
+    with runtime.database.transaction() as repository:
+        repository.connection.execute(
+            update(accounts)
+            .where(accounts.c.id == uuid.UUID(sink))
+            .values(credits_posted=TOTAL_MAX - ENTRY_AMOUNT_MAX_MINOR)
+        )
+    largest = str(ENTRY_AMOUNT_MAX_MINOR)
+    first = _post_and_apply(client, runtime, transfer(source, sink, largest, "R-MAX", "JPY"))
     assert first["status"] == "posted"
-    second = _post_and_apply(client, runtime, transfer(source, sink, "1", "R-OVER", currency="JPY"))
-    assert second["error"]["code"] == "balance_overflow"  # type: ignore[index]
+    assert client.get(f"/api/v1/accounts/{sink}/balance").json()["credits_posted"] == "9" * 38
+    second = _post_and_apply(client, runtime, transfer(source, sink, "1", "R-OVER", "JPY"))
+    assert second["error"] == {  # type: ignore[index]
+        "code": "balance_overflow",
+        "detail": f"account {sink} would pass the largest amount",
+    }
+
+
+@pytest.mark.parametrize(
+    ("legs", "code", "title"),
+    [
+        pytest.param(
+            [("w", "debit", 100), ("w", "credit", 100)],
+            "accounts_must_be_different",
+            "Accounts must be different",
+            id="one-account-on-both-sides",
+        ),
+        pytest.param(
+            [("w", "debit", 10**15 + 1), ("m", "credit", 10**15 + 1)],
+            "invalid_amount",
+            "Invalid amount",
+            id="above-the-largest-amount-of-one-entry",
+        ),
+    ],
+)
+def test_a_posting_stored_before_a_rule_is_refused_when_applied(
+    client: httpx.Client,
+    runtime: Runtime,
+    legs: list[tuple[str, str, int]],
+    code: str,
+    title: str,
+) -> None:
+    """Intake refuses both with 422; one accepted by an older version (or under a larger
+    `entry_amount_max_minor`) is refused by the engine, final for its key."""
+    named = {"w": open_account(client), "m": open_account(client, account_type="liability")}
+    posting = Posting(
+        idempotency_key="R-OLD",
+        currency="USD",
+        entries=tuple(
+            Entry(AccountId(uuid.UUID(named[a])), Direction(d), amount) for a, d, amount in legs
+        ),
+    )
+    [accepted] = runtime.ledger.accept([(ClientId("older"), posting)])
+    assert accepted.created
+    runtime.ledger.apply_next_batch(range(runtime.settings.partitions), 10)
+
+    record = runtime.ledger.get_posting(ClientId("older"), "R-OLD")
+    assert (record.status.value, record.error_code) == ("rejected", code)
+    assert count_rows(runtime, "transactions") == 0
+    for account in named.values():
+        balance = client.get(f"/api/v1/accounts/{account}/balance").json()
+        assert (balance["debits_posted"], balance["credits_posted"]) == ("0.00", "0.00")
+    # What a waited POST or a replay answers for it: the rule's own title.
+    problem = rejection_body(record)
+    assert (problem["code"], problem["title"], problem["status"]) == (code, title, 422)
 
 
 def test_wait_answers_422_with_the_refusal_code(client: httpx.Client, runtime: Runtime) -> None:

@@ -3,9 +3,10 @@
 On PostgreSQL, `store.apply` builds transactions and entries in SQL from the documents
 stored at intake; on SQLite, from the decoded `Posting` objects. These tests hold the
 SQL decoding to `rules.posting_from_document` on awkward documents (non-ASCII and emoji
-text, quotes and backslashes, 1 minor unit, the BIGINT boundary, currencies of exponent 0
-and 3, three entries, no optional fields), then run one sequence of accounts, postings and
-refusals on both dialects and compare every row they store.
+text, quotes and backslashes, 1 minor unit, the largest amount of one entry, currencies of
+exponent 0 and 3, three entries, no optional fields), then run one sequence of accounts,
+postings and refusals on both dialects and compare every row they store, a total of 38
+digits (the largest) among them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ledger_core.model import (
     Account,
@@ -28,8 +29,13 @@ from ledger_core.model import (
     Entry,
     Posting,
 )
-from ledger_core.money import BIGINT_MAX
-from ledger_core.rules import RawEntry, build_posting, posting_from_document
+from ledger_core.money import TOTAL_MAX, parse_amount
+from ledger_core.rules import (
+    ENTRY_AMOUNT_MAX_MINOR,
+    RawEntry,
+    build_posting,
+    posting_from_document,
+)
 from ledger_core.services import AppliedBatch
 from ledger_core.settings import Settings
 from ledger_core.store import Database
@@ -97,9 +103,9 @@ EDGE_POSTINGS = [
         [(CASH, "debit", "0.01"), (CASH, "debit", "2.00"), (MERCHANT, "credit", "2.01")],
     ),
     _posting(
-        "edge:bigint",
+        "edge:largest-entry",
         "JPY",
-        [(YEN_A, "debit", str(BIGINT_MAX)), (YEN_B, "credit", str(BIGINT_MAX))],
+        [(YEN_A, "debit", "1000000000000000"), (YEN_B, "credit", "1000000000000000")],
     ),
     _posting(
         "edge:one-fils",
@@ -111,8 +117,32 @@ EDGE_POSTINGS = [
     _posting("edge:fund-wallet", "USD", [(CASH, "debit", "3.00"), (WALLET, "credit", "3.00")]),
 ]
 
+
+def _unchecked(key: str, currency: str, legs: list[tuple[AccountId, str, str]]) -> Posting:
+    """A posting that skips `build_posting`, as an older version or a larger
+    `entry_amount_max_minor` may have accepted it: the engine refuses it again."""
+    return Posting(
+        idempotency_key=key,
+        currency=currency,
+        entries=tuple(
+            Entry(account, Direction(direction), parse_amount(amount, currency))
+            for account, direction, amount in legs
+        ),
+    )
+
+
+# Before the sequence, YEN_B's credits are set one largest entry below the largest total,
+# so that "edge:largest-entry" takes them to exactly 38 nines.
+YEN_B_CREDITS_BEFORE = TOTAL_MAX - ENTRY_AMOUNT_MAX_MINOR
+
 # Postings the engine refuses, each routed by its first debited account.
 REFUSED_POSTINGS = [
+    _unchecked("refused:same-account", "USD", [(CASH, "debit", "1.00"), (CASH, "credit", "1.00")]),
+    _unchecked(
+        "refused:too-large",
+        "USD",
+        [(CASH, "debit", "10000000000000.01"), (MERCHANT, "credit", "10000000000000.01")],
+    ),
     _posting("refused:overflow", "JPY", [(YEN_A, "debit", "1"), (YEN_B, "credit", "1")]),
     _posting("refused:insufficient", "USD", [(WALLET, "debit", "5.00"), (CASH, "credit", "5.00")]),
     _posting("refused:mismatch", "USD", [(CASH, "debit", "1.00"), (YEN_B, "credit", "1.00")]),
@@ -120,6 +150,8 @@ REFUSED_POSTINGS = [
     _posting("refused:inactive", "USD", [(CLOSED, "debit", "1.00"), (CASH, "credit", "1.00")]),
 ]
 REFUSAL_CODES = {
+    "refused:same-account": "accounts_must_be_different",
+    "refused:too-large": "invalid_amount",
     "refused:overflow": "balance_overflow",
     "refused:insufficient": "insufficient_funds",
     "refused:mismatch": "currency_mismatch",
@@ -242,6 +274,12 @@ def run_sequence(runtime: Runtime) -> dict[str, Any]:
     """Open the accounts, accept every posting (one replayed), apply all; check the times."""
     database = runtime.database
     open_accounts(database)
+    with database.transaction() as repository:
+        repository.connection.execute(
+            update(accounts)
+            .where(accounts.c.id == YEN_B)
+            .values(credits_posted=YEN_B_CREDITS_BEFORE)
+        )
     accepted = runtime.ledger.accept([(CLIENT, p) for p in EDGE_POSTINGS + REFUSED_POSTINGS])
     replay = runtime.ledger.accept([(CLIENT, EDGE_POSTINGS[0])])
     assert all(a.created for a in accepted) and not replay[0].created
@@ -287,5 +325,6 @@ def test_postgresql_and_sqlite_store_the_same_rows(runtime: Runtime, tmp_path: P
     codes = {row[0]: row[2] for row in on_postgresql["requests"] if row[1] == "rejected"}
     assert codes == REFUSAL_CODES
     assert len(on_postgresql["transactions"]) == len(EDGE_POSTINGS)
+    assert (str(YEN_B), 0, TOTAL_MAX) in on_postgresql["totals"]
     for table in ("transactions", "entries", "totals", "requests"):
         assert on_sqlite[table] == on_postgresql[table], table

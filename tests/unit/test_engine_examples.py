@@ -29,11 +29,13 @@ from ledger_core.model import (
     Balance,
     ClientId,
     Direction,
+    Entry,
     Outcome,
+    Posting,
     QueuedPosting,
     RequestId,
 )
-from ledger_core.money import BIGINT_MAX, format_amount
+from ledger_core.money import TOTAL_MAX, format_amount, parse_amount
 from ledger_core.rules import RawEntry, build_posting
 
 Balances = dict[AccountId, Balance]
@@ -103,6 +105,26 @@ def queue(*entry_lists: Sequence[RawEntry], currency: str = "USD") -> list[Queue
             RequestId(number),
             ClientId("coffee-shop"),
             build_posting(idempotency_key=f"k-{number}", currency=currency, entries=entries),
+        )
+        for number, entries in enumerate(entry_lists, start=1)
+    ]
+
+
+def stored(*entry_lists: Sequence[RawEntry], currency: str = "USD") -> list[QueuedPosting]:
+    """Like `queue`, but the postings skip `build_posting`, as an older version or a larger
+    `entry_amount_max_minor` may have accepted them: for the rules the engine holds again."""
+    return [
+        QueuedPosting(
+            RequestId(number),
+            ClientId("coffee-shop"),
+            Posting(
+                idempotency_key=f"k-{number}",
+                currency=currency,
+                entries=tuple(
+                    Entry(raw.account_id, raw.direction, parse_amount(raw.amount, currency))
+                    for raw in entries
+                ),
+            ),
         )
         for number, entries in enumerate(entry_lists, start=1)
     ]
@@ -332,15 +354,18 @@ def test_a_posting_in_yen_between_yen_accounts_posts() -> None:
     assert posted(after, yen_wallet) == ("0", "500")
 
 
-def test_a_total_that_would_pass_bigint_is_refused_and_one_that_reaches_it_posts() -> None:
-    """Cash has posted debits 1.00 below the largest storable amount.
+def test_a_total_that_would_pass_38_digits_is_refused_and_one_that_reaches_it_posts() -> None:
+    """Cash has posted debits 1.00 below the largest storable total, 38 nines of cents.
+
+    No history within the largest amount of one entry gets there (the architecture's
+    decision "No account can be frozen"); the engine still refuses to pass it.
 
     In acceptance order:
         1. Dr cash 1.01   Cr merchant 1.01   -> balance_overflow
-        2. Dr cash 1.00   Cr merchant 1.00   -> posted; cash debits are exactly BIGINT_MAX
+        2. Dr cash 1.00   Cr merchant 1.00   -> posted; cash debits are exactly TOTAL_MAX
         3. Dr cash 0.01   Cr merchant 0.01   -> balance_overflow
     """
-    before = opening_ledger(balance(CASH, debits_minor=BIGINT_MAX - 100))
+    before = opening_ledger(balance(CASH, debits_minor=TOTAL_MAX - 100))
     batch = queue(
         [dr(CASH, "1.01"), cr(MERCHANT, "1.01")],
         [dr(CASH, "1.00"), cr(MERCHANT, "1.00")],
@@ -350,12 +375,12 @@ def test_a_total_that_would_pass_bigint_is_refused_and_one_that_reaches_it_posts
     after, outcomes = apply_postings(before, batch)
 
     assert codes(outcomes) == ["balance_overflow", "posted", "balance_overflow"]
-    assert after[CASH].debits_posted == BIGINT_MAX
+    assert after[CASH].debits_posted == TOTAL_MAX
     assert posted(after, MERCHANT) == ("0.00", "1.00")
 
 
 def test_credit_totals_overflow_too() -> None:
-    before = opening_ledger(balance(MERCHANT, credits_minor=BIGINT_MAX))
+    before = opening_ledger(balance(MERCHANT, credits_minor=TOTAL_MAX))
 
     after, outcomes = apply_postings(before, queue([dr(CASH, "0.01"), cr(MERCHANT, "0.01")]))
 
@@ -364,6 +389,25 @@ def test_credit_totals_overflow_too() -> None:
 
 
 # Precedence: the first refusal in engine.py's documented order is reported
+
+
+def test_accounts_must_be_different_outranks_invalid_amount() -> None:
+    """Alice on both sides of an entry above the largest amount of one entry."""
+    too_large = "10000000000000.01"
+    _, outcomes = apply_postings(
+        opening_ledger(), stored([dr(ALICE, too_large), cr(ALICE, too_large)])
+    )
+
+    assert codes(outcomes) == ["accounts_must_be_different"]
+
+
+def test_invalid_amount_outranks_missing_account() -> None:
+    too_large = "10000000000000.01"
+    _, outcomes = apply_postings(
+        opening_ledger(), stored([dr(CASH, too_large), cr(NOWHERE, too_large)])
+    )
+
+    assert codes(outcomes) == ["invalid_amount"]
 
 
 def test_missing_account_outranks_currency_mismatch() -> None:
@@ -398,7 +442,7 @@ def test_currency_mismatch_outranks_insufficient_funds() -> None:
 
 def test_balance_overflow_outranks_insufficient_funds() -> None:
     """Alice is empty (overdraft) and the merchant's credits are at the limit (overflow)."""
-    before = opening_ledger(balance(MERCHANT, credits_minor=BIGINT_MAX))
+    before = opening_ledger(balance(MERCHANT, credits_minor=TOTAL_MAX))
 
     _, outcomes = apply_postings(before, queue([dr(ALICE, "5.00"), cr(MERCHANT, "5.00")]))
 
@@ -443,29 +487,39 @@ def test_entries_on_the_same_account_are_summed_before_flags_are_checked() -> No
     assert posted(after, MERCHANT) == ("0.00", "40.00")
 
 
-def test_debit_and_credit_on_the_same_account_move_both_totals() -> None:
-    """Dr alice 7.00, Cr alice 7.00: an empty wallet stays at balance 0.00 and posts.
+def test_a_posting_that_debits_and_credits_one_account_is_refused() -> None:
+    """Dr alice 7.00, Cr alice 7.00 moves no money. Intake refuses it; a posting stored
+    before that rule (or by another way in) is refused again here and changes nothing.
 
-    Both totals grow by 7.00, so the debits never exceed the credits.
+    Before totals were wide, such a posting of 2**63 - 1 cents took both of an account's
+    totals to the BIGINT limit, and the account refused every later posting.
     """
+    before = opening_ledger()
+
+    after, outcomes = apply_postings(before, stored([dr(ALICE, "7.00"), cr(ALICE, "7.00")]))
+
+    assert [(o.code, o.detail) for o in outcomes] == [
+        (
+            "accounts_must_be_different",
+            f"account {ALICE} is both debited and credited; "
+            "a transaction moves money between different accounts",
+        )
+    ]
+    assert after == before
+
+
+def test_one_account_on_both_sides_refuses_the_whole_posting() -> None:
+    """Dr bob 3.00, Cr bob 3.00, Dr cash 2.00, Cr merchant 2.00: the cash to merchant pair
+    would be fine, but the posting is refused as a whole."""
+    before = opening_ledger()
+
     after, outcomes = apply_postings(
-        opening_ledger(), queue([dr(ALICE, "7.00"), cr(ALICE, "7.00")])
+        before,
+        stored([dr(BOB, "3.00"), cr(BOB, "3.00"), dr(CASH, "2.00"), cr(MERCHANT, "2.00")]),
     )
 
-    assert codes(outcomes) == ["posted"]
-    assert posted(after, ALICE) == ("7.00", "7.00")
-
-
-def test_a_credit_on_the_same_account_can_fund_its_own_debit() -> None:
-    """Bob is empty: Dr bob 3.00, Cr bob 3.00, Dr cash 2.00, Cr merchant 2.00 posts."""
-    after, outcomes = apply_postings(
-        opening_ledger(),
-        queue([dr(BOB, "3.00"), cr(BOB, "3.00"), dr(CASH, "2.00"), cr(MERCHANT, "2.00")]),
-    )
-
-    assert codes(outcomes) == ["posted"]
-    assert posted(after, BOB) == ("3.00", "3.00")
-    assert posted(after, CASH) == ("2.00", "0.00")
+    assert codes(outcomes) == ["accounts_must_be_different"]
+    assert after == before
 
 
 # Refused postings change nothing
@@ -476,9 +530,11 @@ def test_a_batch_of_refusals_leaves_every_balance_identical() -> None:
     before = opening_ledger(
         balance(ALICE, debits_minor=100, credits_minor=1000, flags=WALLET),
         balance(RECEIVABLE, debits_minor=500, credits_minor=100, flags=OWED),
-        balance(FEES, credits_minor=BIGINT_MAX - 1),
+        balance(FEES, credits_minor=TOTAL_MAX - 1),
     )
-    batch = queue(
+    batch = stored(
+        [dr(CASH, "1.00"), cr(CASH, "1.00")],
+        [dr(CASH, "10000000000000.01"), cr(MERCHANT, "10000000000000.01")],
         [dr(CASH, "1.00"), cr(NOWHERE, "1.00")],
         [dr(CASH, "1.00"), cr(CLOSED, "1.00")],
         [dr(CASH, "1.00"), cr(YEN_CASH, "1.00")],
@@ -490,6 +546,8 @@ def test_a_batch_of_refusals_leaves_every_balance_identical() -> None:
     after, outcomes = apply_postings(before, batch)
 
     assert codes(outcomes) == [
+        "accounts_must_be_different",
+        "invalid_amount",
         "account_not_found",
         "account_inactive",
         "currency_mismatch",

@@ -2,9 +2,11 @@
 
 The pool is small on purpose so that postings collide: dollar and yen accounts, wallets
 flagged debits_must_not_exceed_credits, accounts flagged credits_must_not_exceed_debits (and
-one with both flags), an inactive account, one whose credits sit just below BIGINT, and ids
-that are absent from the balances map. Postings are balanced by construction, as
-`build_posting` guarantees, but may name any account of the pool in either currency.
+one with both flags), an inactive account, one whose credits sit just below the largest
+storable total, and ids that are absent from the balances map. Postings are balanced by
+construction, as `build_posting` guarantees, but may name any account of the pool in either
+currency, and now and then one account on both sides, which intake refuses and the engine
+refuses again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ledger_core.model import (
     QueuedPosting,
     RequestId,
 )
-from ledger_core.money import BIGINT_MAX
+from ledger_core.money import TOTAL_MAX
 
 Balances = dict[AccountId, Balance]
 
@@ -48,7 +50,7 @@ class PoolAccount:
     currency: str
     flags: AccountFlag = AccountFlag.NONE
     status: AccountStatus = ACTIVE
-    near_bigint: bool = False
+    near_limit: bool = False
 
 
 def _id(number: int) -> AccountId:
@@ -62,7 +64,7 @@ POOL = (
     PoolAccount(_id(4), "USD", CMNED),
     PoolAccount(_id(5), "USD", DMNEC | CMNED),
     PoolAccount(_id(6), "USD", DMNEC, INACTIVE),
-    PoolAccount(_id(7), "USD", near_bigint=True),
+    PoolAccount(_id(7), "USD", near_limit=True),
     PoolAccount(_id(11), "JPY"),
     PoolAccount(_id(12), "JPY", DMNEC),
     PoolAccount(_id(13), "JPY", CMNED),
@@ -82,8 +84,8 @@ def opening_balances(draw: st.DrawFn) -> Balances:
             credits = debits + draw(st.integers(0, 12))
         if CMNED in account.flags:
             debits = credits if DMNEC in account.flags else credits + draw(st.integers(0, 12))
-        if account.near_bigint:
-            credits = BIGINT_MAX - draw(st.integers(0, 150))
+        if account.near_limit:
+            credits = TOTAL_MAX - draw(st.integers(0, 150))
         balances[account.account_id] = Balance(
             account.account_id, account.currency, account.status, account.flags, debits, credits
         )
@@ -107,7 +109,8 @@ def postings(draw: st.DrawFn, number: int) -> QueuedPosting:
     """A balanced posting of 2 to 6 entries with small amounts, as build_posting returns.
 
     Entries are drawn freely; one last entry on the short side balances them when needed, so
-    there are always at least two entries and at least one debit.
+    there are always at least two entries and at least one debit. One in eight may keep an
+    account on both sides.
     """
     currency = draw(st.sampled_from(("USD", "JPY")))
     accounts = st.sampled_from(ENTRY_ACCOUNT_CHOICES[currency])
@@ -122,6 +125,17 @@ def postings(draw: st.DrawFn, number: int) -> QueuedPosting:
     if net != 0:
         side = Direction.CREDIT if net > 0 else Direction.DEBIT
         drawn.append(Entry(draw(accounts), side, abs(net)))
+    if draw(st.integers(0, 7)):
+        # Seven in eight postings keep each account to one side, as intake makes them:
+        # a credit to a debited account goes to another account instead.
+        debited = {e.account_id for e in drawn if e.direction is Direction.DEBIT}
+        others = st.sampled_from([a for a in ENTRY_ACCOUNT_CHOICES[currency] if a not in debited])
+        drawn = [
+            Entry(draw(others), e.direction, e.amount_minor)
+            if e.direction is Direction.CREDIT and e.account_id in debited
+            else e
+            for e in drawn
+        ]
     posting = Posting(idempotency_key=f"k-{number}", currency=currency, entries=tuple(drawn))
     return QueuedPosting(RequestId(number), ClientId("client"), posting)
 
@@ -217,8 +231,8 @@ def test_flags_and_account_rules_hold_after_any_batch(
 
     for b in after.values():
         assert flags_hold(b), b
-        assert 0 <= b.debits_posted <= BIGINT_MAX
-        assert 0 <= b.credits_posted <= BIGINT_MAX
+        assert 0 <= b.debits_posted <= TOTAL_MAX
+        assert 0 <= b.credits_posted <= TOTAL_MAX
     for queued in accepted(batch, outcomes):
         for entry in queued.posting.entries:
             assert entry.account_id in before
@@ -292,7 +306,7 @@ def test_a_flagged_account_takes_exactly_its_room_and_not_one_unit_more(
 PLAIN = {
     account.account_id: account.currency
     for account in POOL
-    if account.flags is AccountFlag.NONE and account.status is ACTIVE and not account.near_bigint
+    if account.flags is AccountFlag.NONE and account.status is ACTIVE and not account.near_limit
 }
 
 
@@ -301,10 +315,14 @@ PLAIN = {
 def test_a_posting_with_nothing_to_refuse_it_for_is_posted(
     before: Balances, batch: list[QueuedPosting]
 ) -> None:
-    """Refusals have causes: a posting whose accounts all exist, are active, hold its
-    currency, carry no flag and sit far from BIGINT is posted, whatever else the batch holds."""
+    """Refusals have causes: a posting whose accounts are different on each side, all exist,
+    are active, hold its currency, carry no flag and sit far from the largest total is
+    posted, whatever else the batch holds."""
     _, outcomes = apply_postings(before, batch)
     for queued, outcome in zip(batch, outcomes, strict=True):
         entries = queued.posting.entries
-        if all(PLAIN.get(e.account_id) == queued.posting.currency for e in entries):
+        sides = [{e.account_id for e in entries if e.direction is d} for d in Direction]
+        if not sides[0] & sides[1] and all(
+            PLAIN.get(e.account_id) == queued.posting.currency for e in entries
+        ):
             assert outcome.posted, (queued, outcome)

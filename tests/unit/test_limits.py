@@ -1,6 +1,7 @@
 """The documented size limits of a posting, pinned at their boundaries.
 
-The limits are module-level constants in `rules.py` and `money.py`, which mutation testing
+The limits are module-level constants in `rules.py` and `money.py` (the largest amount of
+one entry is also a setting, whose default is the constant), which mutation testing
 does not change, so these tests hold them instead: exactly at a limit is accepted, one past
 it is refused with the limit's error code and a detail that states the limit. The numbers
 are written out rather than read from the constants, because clients rely on them (the
@@ -14,11 +15,24 @@ import uuid
 from collections.abc import Mapping
 
 import pytest
+from pydantic import ValidationError
 
-from ledger_core.errors import InvalidEntries, InvalidIdempotencyKey, InvalidMetadata, LedgerError
+from ledger_core.errors import (
+    InvalidAmount,
+    InvalidEntries,
+    InvalidIdempotencyKey,
+    InvalidMetadata,
+    LedgerError,
+)
 from ledger_core.model import AccountId, Direction, Posting
-from ledger_core.money import BIGINT_MAX
-from ledger_core.rules import RawEntry, build_posting
+from ledger_core.money import BIGINT_MAX, TOTAL_MAX
+from ledger_core.rules import (
+    ENTRY_AMOUNT_CEILING_MINOR,
+    ENTRY_AMOUNT_MAX_MINOR,
+    RawEntry,
+    build_posting,
+)
+from ledger_core.settings import Settings
 
 CASH = AccountId(uuid.UUID("00000000-0000-4000-8000-000000000001"))
 WALLET = AccountId(uuid.UUID("00000000-0000-4000-8000-000000000002"))
@@ -175,3 +189,53 @@ def test_idempotency_keys_outside_the_limits_are_refused(key: str) -> None:
 
 def test_the_largest_storable_amount_is_postgresql_bigint() -> None:
     assert BIGINT_MAX == 9_223_372_036_854_775_807
+
+
+def test_the_largest_total_has_thirty_eight_digits() -> None:
+    assert TOTAL_MAX == 99_999_999_999_999_999_999_999_999_999_999_999_999
+
+
+# The largest amount of one entry: 10**15 minor units unless a deployment sets another.
+
+
+def _entry_of(amount: str, currency: str = "USD", **limit: int) -> Posting:
+    entries = [RawEntry(CASH, Direction.DEBIT, amount), RawEntry(WALLET, Direction.CREDIT, amount)]
+    return build_posting(idempotency_key="k", currency=currency, entries=entries, **limit)
+
+
+@pytest.mark.parametrize(
+    ("currency", "largest", "one_more"),
+    [
+        ("USD", "10000000000000.00", "10000000000000.01"),
+        ("JPY", "1000000000000000", "1000000000000001"),
+        ("KWD", "1000000000000.000", "1000000000000.001"),
+    ],
+)
+def test_an_entry_may_be_ten_to_the_fifteen_minor_units_but_not_one_more(
+    currency: str, largest: str, one_more: str
+) -> None:
+    assert ENTRY_AMOUNT_MAX_MINOR == 10**15 < 2**53
+    assert _entry_of(largest, currency).entries[0].amount_minor == 10**15
+
+    with pytest.raises(InvalidAmount) as raised:
+        _entry_of(one_more, currency)
+
+    assert raised.value.code == "invalid_amount"
+    assert raised.value.detail == (
+        f"amount {one_more} {currency} is above the largest amount of one entry, "
+        f"{largest} {currency}"
+    )
+
+
+def test_the_deployment_may_set_the_largest_amount_up_to_a_sixty_fourth_of_bigint() -> None:
+    """64 entries of the ceiling still sum within a BIGINT."""
+    assert ENTRY_AMOUNT_CEILING_MINOR == 144_115_188_075_855_871
+    assert 64 * ENTRY_AMOUNT_CEILING_MINOR <= BIGINT_MAX < 64 * (ENTRY_AMOUNT_CEILING_MINOR + 1)
+    assert Settings.model_fields["entry_amount_max_minor"].default == 10**15
+    assert Settings(entry_amount_max_minor=144_115_188_075_855_871).entry_amount_max_minor > 0
+    with pytest.raises(ValidationError):
+        Settings(entry_amount_max_minor=144_115_188_075_855_872)
+    with pytest.raises(ValidationError):
+        Settings(entry_amount_max_minor=0)
+    ceiling = _entry_of("144115188075855871", "JPY", amount_max_minor=ENTRY_AMOUNT_CEILING_MINOR)
+    assert ceiling.entries[0].amount_minor == ENTRY_AMOUNT_CEILING_MINOR

@@ -18,6 +18,7 @@ from dataclasses import replace
 import pytest
 
 from ledger_core.errors import (
+    AccountsMustBeDifferent,
     InvalidAmount,
     InvalidEntries,
     InvalidIdempotencyKey,
@@ -162,6 +163,84 @@ def test_build_posting_refuses_a_bad_amount_and_a_bad_currency() -> None:
         purchase(currency="JPY", entries=[debit(CASH, "1.5"), credit(WALLET, "1.5")])
     with pytest.raises(UnsupportedCurrency):
         purchase(currency="XAU", entries=[debit(CASH, "1"), credit(WALLET, "1")])
+
+
+THE_FREEZE = "92233720368547658.07"  # issue 11: one posting of it froze an account
+
+
+@pytest.mark.parametrize(
+    ("entries", "account"),
+    [
+        pytest.param(
+            [debit(CASH, THE_FREEZE), credit(CASH, THE_FREEZE)], CASH, id="issue-11-freeze"
+        ),
+        pytest.param([debit(CASH, "1.00"), credit(CASH, "1.00")], CASH, id="one-account"),
+        pytest.param(
+            [debit(WALLET, "2.00"), credit(MERCHANT, "1.00"), credit(WALLET, "1.00")],
+            WALLET,
+            id="credit-back-to-the-payer",
+        ),
+        pytest.param(
+            [
+                credit(FEES, "1.00"),
+                debit(CASH, "1.00"),
+                debit(FEES, "1.00"),
+                credit(WALLET, "1.00"),
+            ],
+            FEES,
+            id="credit-before-its-debit",
+        ),
+        pytest.param([debit(CASH, "1.00"), credit(CASH, "2.00")], CASH, id="unbalanced-too"),
+        pytest.param([debit(CASH, "abc"), credit(CASH, "abc")], CASH, id="bad-amounts-too"),
+    ],
+)
+def test_build_posting_refuses_an_account_on_both_sides_before_its_amounts(
+    entries: list[RawEntry], account: AccountId
+) -> None:
+    with pytest.raises(AccountsMustBeDifferent) as raised:
+        purchase(entries=entries)
+
+    assert raised.value.code == "accounts_must_be_different"
+    assert raised.value.http_status == 422
+    assert raised.value.detail == (
+        f"account {account} is both debited and credited; "
+        "a transaction moves money between different accounts"
+    )
+
+
+def test_build_posting_accepts_one_account_on_several_entries_of_one_side() -> None:
+    posting = purchase(entries=[debit(CASH, "0.01"), debit(CASH, "2.00"), credit(WALLET, "2.01")])
+
+    assert [e.account_id for e in posting.entries] == [CASH, CASH, WALLET]
+
+
+def test_build_posting_refuses_an_entry_above_the_largest_amount_of_one_entry() -> None:
+    with pytest.raises(InvalidAmount) as raised:
+        purchase(entries=[debit(CASH, THE_FREEZE), credit(WALLET, THE_FREEZE)])
+
+    assert raised.value.code == "invalid_amount"
+    assert raised.value.detail == (
+        "amount 92233720368547658.07 USD is above the largest amount of one entry, "
+        "10000000000000.00 USD"
+    )
+
+
+def test_build_posting_takes_the_deployments_largest_amount_of_one_entry() -> None:
+    entries = [debit(CASH, "5.00"), credit(WALLET, "2.50"), credit(FEES, "2.50")]
+
+    assert (
+        len(
+            build_posting(
+                idempotency_key="k", currency="USD", entries=entries, amount_max_minor=500
+            ).entries
+        )
+        == 3
+    )
+    with pytest.raises(InvalidAmount) as raised:
+        build_posting(idempotency_key="k", currency="USD", entries=entries, amount_max_minor=499)
+    assert raised.value.detail == (
+        "amount 5.00 USD is above the largest amount of one entry, 4.99 USD"
+    )
 
 
 @pytest.mark.parametrize(
