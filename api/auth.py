@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -107,7 +108,7 @@ class Authenticator:
         return key
 
 
-def _requiring(scope: str | None):  # type: ignore[no-untyped-def]
+def _requiring(scope: str | None) -> Callable[[Request], Awaitable[Caller]]:
     async def authorized(request: Request) -> Caller:
         authenticator: Authenticator = request.app.state.auth
         caller = await authenticator.caller(request)

@@ -66,7 +66,7 @@ class Keys:
             key = repository.key_by_hash(hash_secret(secret))
         return key if key is not None and key.active else None
 
-    def list(self) -> list[ApiKey]:
+    def list_keys(self) -> list[ApiKey]:
         with self.database.reads() as repository:
             return repository.list_keys()
 

@@ -135,7 +135,7 @@ def embedded_settings(database_file: str) -> Settings:
 def _dev_key(keys: Keys) -> None:
     """On the first start of a dev ledger (no key yet), a key with every scope, printed as
     the export line the README's examples use. Later starts cannot show it again."""
-    if keys.list():
+    if keys.list_keys():
         typer.echo(
             "API keys exist already (the first one was printed on the first start);"
             " a new one: ledgerflow keys create --client dev --scopes " + ",".join(SCOPES)
@@ -234,7 +234,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
 ) -> None:
     """Every key (never a secret): id, client, ledger, scopes, rate, created, revoked."""
-    listed = _keys().list()
+    listed = _keys().list_keys()
     if as_json:
         typer.echo(json.dumps([_key_json(key) for key in listed]))
         return

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -146,6 +148,26 @@ def clean(runtime: Runtime) -> Iterator[None]:
                 connection.exec_driver_sql(f"DELETE FROM {table}")
     runtime.redis.flushdb()
     yield
+
+
+def runtime_env(runtime: Runtime) -> dict[str, str]:
+    """This process's environment pointed at `runtime`'s database, Redis and partitions."""
+    return os.environ | {
+        "LEDGERFLOW_DATABASE_URL": str(runtime.settings.database_url),
+        "LEDGERFLOW_REDIS_URL": str(runtime.settings.redis_url),
+        "LEDGERFLOW_PARTITIONS": str(runtime.settings.partitions),
+    }
+
+
+def ledgerflow_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`ledgerflow ARGS` in a subprocess with `env`; its exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "ledgerflow", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def free_port() -> int:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
 import subprocess
-import sys
 import time
 
 import httpx
@@ -17,7 +15,16 @@ from sqlalchemy import text
 
 from ledger_core.keys import SCOPES, hash_secret
 from runtime.context import Runtime
-from tests.integration.conftest import bearer, drain, new_key, open_account, serve, transfer
+from tests.integration.conftest import (
+    bearer,
+    drain,
+    ledgerflow_cli,
+    new_key,
+    open_account,
+    runtime_env,
+    serve,
+    transfer,
+)
 
 PROTECTED = [
     ("POST", "/api/v1/accounts", "accounts:write"),
@@ -178,11 +185,4 @@ def client_keys(runtime: Runtime) -> list[dict[str, object]]:
 
 
 def cli(runtime: Runtime, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LEDGERFLOW_DATABASE_URL=str(runtime.settings.database_url))
-    return subprocess.run(
-        [sys.executable, "-m", "ledgerflow", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return ledgerflow_cli(runtime_env(runtime), *args)

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,27 +16,17 @@ from sqlalchemy import text
 from ledger_core.model import AccountId
 from ledger_core.rules import partition_of
 from runtime.context import Runtime, build_runtime
-from tests.integration.conftest import AUTHORIZED, drain, open_account, serve, transfer
+from tests.integration.conftest import (
+    AUTHORIZED,
+    drain,
+    ledgerflow_cli,
+    open_account,
+    runtime_env,
+    serve,
+    transfer,
+)
 from tests.integration.load import open_accounts, wait_until_drained
 from tests.integration.processes import Processes
-
-
-def _ledgerflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledgerflow", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def _env(runtime: Runtime) -> dict[str, str]:
-    return os.environ | {
-        "LEDGERFLOW_DATABASE_URL": str(runtime.settings.database_url),
-        "LEDGERFLOW_REDIS_URL": str(runtime.settings.redis_url),
-        "LEDGERFLOW_PARTITIONS": str(runtime.settings.partitions),
-    }
 
 
 @pytest.fixture
@@ -100,7 +87,7 @@ def test_a_poison_posting_is_isolated_then_replayed_by_an_operator(
     assert statuses.pop("PP-7") == "failed"
     assert set(statuses.values()) == {"posted"}, "the rest of the partition was not applied"
 
-    failed = _ledgerflow(processes.env, "ops", "failed", "--json")
+    failed = ledgerflow_cli(processes.env, "ops", "failed", "--json")
     assert failed.returncode == 0, failed.stderr
     [listed] = json.loads(failed.stdout)
     assert listed["idempotency_key"] == "PP-7"
@@ -108,7 +95,7 @@ def test_a_poison_posting_is_isolated_then_replayed_by_an_operator(
     assert "settlement bank refused the reference" in listed["error_detail"]
 
     fix_poison(runtime)
-    retried = _ledgerflow(processes.env, "ops", "retry", "PP-7")
+    retried = ledgerflow_cli(processes.env, "ops", "retry", "PP-7")
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert "requeued 1" in retried.stdout
     deadline = time.monotonic() + 30
@@ -117,14 +104,14 @@ def test_a_poison_posting_is_isolated_then_replayed_by_an_operator(
         time.sleep(0.2)
     with httpx.Client(base_url=api, timeout=30, headers=AUTHORIZED) as client:
         assert client.get(f"/api/v1/accounts/{payer}/balance").json()["balance"] == "30.00"
-    assert _ledgerflow(processes.env, "ops", "retry", "PP-7").returncode == 1  # nothing failed
-    assert _ledgerflow(processes.env, "verify", "--grace-s", "0").returncode == 0
+    assert ledgerflow_cli(processes.env, "ops", "retry", "PP-7").returncode == 1  # nothing failed
+    assert ledgerflow_cli(processes.env, "verify", "--grace-s", "0").returncode == 0
 
 
 @pytest.mark.slow  # two `ledgerflow` processes
 def test_ops_retry_needs_keys_or_all(runtime: Runtime) -> None:
-    assert _ledgerflow(_env(runtime), "ops", "retry").returncode == 2
-    assert _ledgerflow(_env(runtime), "ops", "retry", "K", "--all").returncode == 2
+    assert ledgerflow_cli(runtime_env(runtime), "ops", "retry").returncode == 2
+    assert ledgerflow_cli(runtime_env(runtime), "ops", "retry", "K", "--all").returncode == 2
 
 
 def _accounts_in_two_partitions(client: httpx.Client, partitions: int) -> tuple[str, str]:
@@ -303,7 +290,7 @@ def test_ops_status_names_owners_depths_and_workers(runtime: Runtime, processes:
     worker = processes.start_worker()
     deadline = time.monotonic() + 20
     while True:
-        status = _ledgerflow(processes.env, "ops", "status", "--json")
+        status = ledgerflow_cli(processes.env, "ops", "status", "--json")
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         # A worker records what it owns in the registry just after its claim commits.
@@ -323,7 +310,7 @@ def test_ops_status_names_owners_depths_and_workers(runtime: Runtime, processes:
     with httpx.Client(base_url=api, timeout=30, headers=AUTHORIZED) as http:
         body = transfer(payer, payee, "1.00", "S-1")
         assert http.post("/api/v1/transactions?wait=10", json=body).status_code == 201
-    table = _ledgerflow(processes.env, "ops", "status")
+    table = ledgerflow_cli(processes.env, "ops", "status")
     assert table.returncode == 0
     assert registered["name"] in table.stdout
     assert "applied/s" in table.stdout
