@@ -98,9 +98,19 @@ def listening_pids(port: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            if any(os.readlink(fd) in links for fd in (entry / "fd").iterdir()):
+            if any(_link(fd) in links for fd in (entry / "fd").iterdir()):
                 found.append(int(entry.name))
     return found
+
+
+def _link(fd: Path) -> str | None:
+    """Where a descriptor points; None if it was closed since it was listed (a busy
+    server opens and closes connections while it is scanned: one closed descriptor must
+    not hide the listening socket among the others)."""
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return None
 
 
 WORKER_NAME = re.compile(r"^(?P<host>.+)\.(?P<pid>\d+)\.[0-9a-f]+$")
