@@ -23,7 +23,7 @@ from api.metrics import WAITS
 from api.presenters import posting_public, status_url
 from api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from api.waiting import OutcomeHub
-from ledger_core.errors import REFUSALS
+from ledger_core.errors import REFUSALS, InvalidRequest, quoted
 from ledger_core.model import (
     ClientId,
     Posting,
@@ -36,17 +36,26 @@ from ledger_core.services import Ledger
 from runtime.wakeups import Wakeup
 
 WAIT_S_MAX = 30.0
-_PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*\"?([0-9]+(?:\.[0-9]+)?)\"?", re.IGNORECASE)
+# The `wait` preference of a Prefer header, its value quoted or not (RFC 7240).
+_PREFER_WAIT = re.compile(r'(?:^|[;,\s])wait\s*=\s*("[^"]*"|[^,;\s]*)', re.IGNORECASE)
+_SECONDS = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 
 
 def wait_seconds(query_wait: float | None, prefer: str | None) -> float:
-    """The wait asked for: the query parameter first, then `Prefer: wait=N`, capped at 30 s."""
+    """The wait asked for: the query parameter first, then `Prefer: wait=N`. A wait outside
+    0-30 s is refused in either (422 `invalid_request`), not shortened: a client that asked
+    for more would otherwise be answered 202 sooner than it planned for."""
     if query_wait is not None:
         return query_wait
     if prefer:
         match = _PREFER_WAIT.search(prefer)
         if match:
-            return min(float(match.group(1)), WAIT_S_MAX)
+            value = match.group(1).strip('"')
+            if not _SECONDS.fullmatch(value) or float(value) > WAIT_S_MAX:
+                raise InvalidRequest(
+                    f"Prefer: wait={quoted(value)} is not a number of seconds from 0 to 30"
+                )
+            return float(value)
     return 0.0
 
 

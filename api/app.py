@@ -11,11 +11,13 @@ from fastapi import FastAPI
 from api.auth import AUTH_OFF_WARNING, Authenticator
 from api.backpressure import LagGate
 from api.docs import install_docs
+from api.edge import Edge
 from api.intake import IntakeBatcher
 from api.limits import BodySizeLimit
 from api.metrics import TRANSIENT_RETRIES
-from api.problems import install_problem_handlers
-from api.routes import accounts, ops, postings, system, transactions
+from api.problems import MethodIndex, install_problem_handlers
+from api.ratelimit import RateLimiter
+from api.routes import accounts, audit, ops, postings, system, transactions
 from api.waiting import OutcomeHub
 from ledger_core.access import Keys
 from ledger_core.errors import TransientFault
@@ -38,6 +40,9 @@ def count_retry(fault: TransientFault) -> None:
 def create_app(runtime: Runtime) -> FastAPI:
     """The API over `runtime`, with its own ledger service whose retries it counts."""
     ledger = runtime.make_ledger(on_retry=count_retry)
+    authenticator = Authenticator(
+        Keys(runtime.database), runtime.settings, RateLimiter(runtime.async_redis_factory())
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +64,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             await intake.stop()
             await hub.stop()
             await gate.stop()
+            await authenticator.limiter.aclose()
 
     app = FastAPI(
         title="LedgerFlow",
@@ -68,14 +74,25 @@ def create_app(runtime: Runtime) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # A redirect would name the Host the client sent; a wrong path is a 404 instead.
+        redirect_slashes=False,
     )
     app.state.runtime = runtime
     app.state.ledger = ledger
-    app.state.auth = Authenticator(Keys(runtime.database), runtime.settings)
+    app.state.auth = authenticator
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, bytes_max=runtime.settings.body_bytes_max)
-    for module in (accounts, transactions, postings, ops, system):
+    app.add_middleware(
+        BodySizeLimit,
+        bytes_max=runtime.settings.body_bytes_max,
+        read_timeout_s=runtime.settings.body_read_timeout_s,
+    )
+    # Added last, so it runs first: a foreign Host is refused before its body is read.
+    app.add_middleware(Edge, allowed_hosts=runtime.settings.allowed_hosts)
+    modules = (accounts, transactions, postings, ops, audit, system)
+    for module in modules:
         app.include_router(module.router)
     app.include_router(ops.page_router)
     install_docs(app)
+    routers = [module.router for module in modules] + [ops.page_router, app.router]
+    app.state.methods = MethodIndex(route for router in routers for route in router.routes)
     return app

@@ -8,7 +8,9 @@ without the endpoint's scope: 403 `forbidden` naming the scope.
 Each API process keeps what it looked up for `key_cache_s` (unknown secrets too, so a
 client sending a wrong key does not cost a query per request): a revoked key stops
 working everywhere within that time. With `LEDGERFLOW_AUTH=off` every request is the
-"default" client of the "default" ledger with every scope.
+"default" client of the "default" ledger with every scope. A key with a rate takes a
+token per request from its bucket (`api.ratelimit`), after it is known and before its
+scope is checked.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.ratelimit import RateLimiter
 from ledger_core.access import Keys
 from ledger_core.errors import Forbidden, Unauthenticated
 from ledger_core.keys import (
@@ -38,6 +41,7 @@ from ledger_core.keys import (
 )
 from ledger_core.model import ClientId
 from ledger_core.settings import Settings
+from ledger_core.trail import Actor
 
 CACHE_ENTRIES_MAX = 10_000
 AUTH_OFF_WARNING = (
@@ -54,6 +58,11 @@ class Caller:
     client: ClientId
     ledger: str
     scopes: frozenset[str]
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as the audit trail names it."""
+        return Actor(self.key_id, self.client, self.ledger)
 
 
 OPEN_CALLER = Caller(None, ClientId("default"), DEFAULT_LEDGER, frozenset(SCOPES))
@@ -78,8 +87,9 @@ def presented_secret(authorization: str | None) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, keys: Keys, settings: Settings) -> None:
+    def __init__(self, keys: Keys, settings: Settings, limiter: RateLimiter) -> None:
         self.keys = keys
+        self.limiter = limiter
         self.enabled = settings.auth == "on"
         self.cache_s = settings.key_cache_s
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
@@ -93,6 +103,7 @@ class Authenticator:
         key = await self.key(secret)
         if key is None:
             raise Unauthenticated("the API key is unknown or revoked")
+        await self.limiter.take(key)
         return Caller(key.id, key.client, key.ledger, key.scopes)
 
     async def key(self, secret: str) -> ApiKey | None:

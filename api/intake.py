@@ -6,6 +6,8 @@ more), records it in one PostgreSQL commit, then
 enqueues one RQ job per partition for the new requests, and only then answers each
 request. 202 therefore always means committed. If Redis is down at that moment the
 requests stay queued in PostgreSQL and the reconciler enqueues them later.
+
+A submission's postings come from one API key: they are recorded with its client and ledger.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from api.metrics import (
     REFUSED_BY_BACKPRESSURE,
 )
 from ledger_core.errors import Overloaded
-from ledger_core.model import ClientId, Posting
+from ledger_core.model import ClientId, Posting, Sender
 from ledger_core.services import Accepted, Ledger
 from ledger_core.settings import Settings
 from runtime.queues import enqueue_batches
@@ -48,6 +50,7 @@ class IntakeTimes:
 @dataclass
 class _Submission:
     requests: Sequence[tuple[ClientId, Posting]]
+    ledger: str
     future: asyncio.Future[tuple[list[Accepted], IntakeTimes | None]] = field(repr=False)
 
 
@@ -74,21 +77,24 @@ class IntakeBatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def submit(self, requests: Sequence[tuple[ClientId, Posting]]) -> list[Accepted]:
-        """Record `requests` durably (in the next group commit); one answer each, in order.
+    async def submit(
+        self, requests: Sequence[tuple[ClientId, Posting]], *, ledger: str
+    ) -> list[Accepted]:
+        """Record `requests` sent in `ledger` durably (in the next group commit); one answer
+        each, in order.
 
         In direct mode each posting is instead recorded and applied in its own transaction.
         """
-        answers, _ = await self.submit_timed(requests)
+        answers, _ = await self.submit_timed(requests, ledger=ledger)
         return answers
 
     async def submit_timed(
-        self, requests: Sequence[tuple[ClientId, Posting]]
+        self, requests: Sequence[tuple[ClientId, Posting]], *, ledger: str
     ) -> tuple[list[Accepted], IntakeTimes | None]:
         """`submit`, with when the group commit committed and enqueued (None in direct mode)."""
         if self.direct:
             # AnyIO's thread pool (40 threads), as the synchronous ledger's handlers had.
-            return await run_in_threadpool(self._post_directly, requests), None
+            return await run_in_threadpool(self._post_directly, requests, ledger), None
         if self.gate is not None:
             try:
                 self.gate.check(posting for _, posting in requests)
@@ -99,7 +105,7 @@ class IntakeBatcher:
             asyncio.get_running_loop().create_future()
         )
         try:
-            self.queue.put_nowait(_Submission(requests, future))
+            self.queue.put_nowait(_Submission(requests, ledger, future))
         except asyncio.QueueFull:
             raise Overloaded(
                 "intake is full; retry after a short pause",
@@ -147,14 +153,23 @@ class IntakeBatcher:
                 if not submission.future.done():
                     submission.future.set_result(answer)
 
-    def _post_directly(self, requests: Sequence[tuple[ClientId, Posting]]) -> list[Accepted]:
-        return [self.ledger.post_directly(client_id, posting) for client_id, posting in requests]
+    def _post_directly(
+        self, requests: Sequence[tuple[ClientId, Posting]], ledger: str
+    ) -> list[Accepted]:
+        return [
+            self.ledger.post_directly(Sender(client_id, ledger), posting)
+            for client_id, posting in requests
+        ]
 
     def _commit(
         self, submissions: Sequence[_Submission]
     ) -> list[tuple[list[Accepted], IntakeTimes | None]]:
         started = time.perf_counter()
-        requests = [request for s in submissions for request in s.requests]
+        requests = [
+            (Sender(client_id, s.ledger), posting)
+            for s in submissions
+            for client_id, posting in s.requests
+        ]
         accepted = self.ledger.accept(requests)
         committed_at = time.time()
         by_partition: dict[int, list[int]] = {}

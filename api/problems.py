@@ -7,21 +7,27 @@ logged and answered 500 without internals.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Route
+from starlette.types import Send
 
 from ledger_core.errors import (
+    QUOTED_LENGTH_MAX,
     BodyTooLarge,
     Forbidden,
     InputError,
     InvalidAmount,
+    InvalidEntries,
     InvalidIdempotencyKey,
     InvalidMetadata,
     InvalidRequest,
@@ -31,6 +37,7 @@ from ledger_core.errors import (
     Overloaded,
     Unauthenticated,
 )
+from ledger_core.rules import ENTRIES_MAX, ENTRIES_MIN
 
 log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -62,11 +69,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
     }
     for status, description in (
-        (400, "Malformed JSON"),
+        (400, "Malformed JSON (not UTF-8, a key twice, NaN, too deep), or a foreign Host"),
         (401, "No API key, or an unknown or revoked one"),
         (403, "The API key lacks the scope this endpoint needs"),
         (404, "Not found"),
         (409, "Idempotency key reused with a different body"),
+        (408, "The body did not arrive whole in time; the connection is closed"),
         (413, "Body too large"),
         (422, "Invalid request, or a posting refused on ledger state"),
         (429, "A partition the posting routes to is lagging; retry after Retry-After seconds"),
@@ -75,6 +83,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: BodyTooLarge.code}
+_MESSAGE_LENGTH_MAX = 200
 
 
 def problem_body(
@@ -96,6 +105,25 @@ def error_body(error: LedgerError, **extra: Any) -> dict[str, Any]:
     )
 
 
+async def send_problem(
+    send: Send, error: LedgerError, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer `error` as problem+json from pure ASGI code, before any route runs."""
+    payload = json.dumps(error_body(error)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.http_status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
         body, status_code=int(body["status"]), media_type=PROBLEM_MEDIA_TYPE, headers=headers
@@ -107,12 +135,17 @@ def shape_error(errors: Sequence[Any]) -> InputError:
     if any(error.get("type") == "json_invalid" for error in errors):
         return MalformedJson("the body is not valid JSON")
     first = errors[0] if errors else {}
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    location = [_clipped(part) for part in first.get("loc", ()) if part != "body"]
     field = next((part for part in reversed(location) if part in _FIELD_CODES), None)
     if first.get("type") == "extra_forbidden":
         field = None
+    if location == ["entries"] and first.get("type") in ("too_short", "too_long"):
+        count = first.get("ctx", {}).get("actual_length")
+        return InvalidEntries(
+            f"a transaction has {ENTRIES_MIN} to {ENTRIES_MAX} entries, not {count}"
+        )
     where = ".".join(location) or "body"
-    detail = f"{where}: {first.get('msg', 'invalid')}"
+    detail = f"{where}: {_clipped(first.get('msg', 'invalid'), _MESSAGE_LENGTH_MAX)}"
     if first.get("type") == "string_unicode":
         return InvalidText(f"{where}: not valid Unicode text")
     if field == "amount" and first.get("type") == "string_type":
@@ -120,11 +153,18 @@ def shape_error(errors: Sequence[Any]) -> InputError:
     return (_FIELD_CODES[field] if field else InvalidRequest)(detail)
 
 
+def _clipped(part: Any, length_max: int = QUOTED_LENGTH_MAX) -> str:
+    """A location or message as a problem shows it: a field name the client made up (an
+    unknown key of 300,000 characters, say) is cut, not echoed back whole."""
+    text = str(part)
+    return text if len(text) <= length_max else f"{text[:length_max]}..."
+
+
 def _errors_list(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
-            "loc": [str(p) for p in e.get("loc", ())],
-            "msg": str(e.get("msg", "")),
+            "loc": [_clipped(p) for p in e.get("loc", ())],
+            "msg": _clipped(e.get("msg", ""), _MESSAGE_LENGTH_MAX),
             "type": e.get("type"),
         }
         for e in errors[:20]
@@ -141,6 +181,21 @@ def _challenged(request: Request, response: JSONResponse) -> JSONResponse:
     if request.url.path in _BROWSER_PATHS:
         response.headers.append("WWW-Authenticate", 'Basic realm="LedgerFlow", charset="UTF-8"')
     return response
+
+
+class MethodIndex:
+    """The methods of every route, by path: what a 405 answer's `Allow` header lists."""
+
+    def __init__(self, routes: Iterable[BaseRoute]) -> None:
+        self._routes = [
+            (route.path_regex, route.methods or set())
+            for route in routes
+            if isinstance(route, Route | APIRoute)
+        ]
+
+    def allowed(self, path: str) -> str:
+        methods = {m for regex, found in self._routes if regex.match(path) for m in found}
+        return ", ".join(sorted(methods))
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -163,12 +218,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(error_body(shape_error(errors), errors=_errors_list(errors)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(error.status_code, "http_error")
         body = problem_body(
             code=code, title=str(error.detail), status=error.status_code, detail=str(error.detail)
         )
-        return problem_response(body, headers=getattr(error, "headers", None))
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            # The router names the methods of the first route whose path matched; RFC 9110
+            # asks for every method the resource supports.
+            headers = {"Allow": request.app.state.methods.allowed(request.url.path)}
+        return problem_response(body, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:
@@ -179,4 +239,5 @@ def install_problem_handlers(app: FastAPI) -> None:
             status=500,
             detail="the service failed unexpectedly; the request may be retried with the same key",
         )
-        return problem_response(body)
+        # Starlette answers this from outside every middleware, `api/edge.py` included.
+        return problem_response(body, headers={"X-Content-Type-Options": "nosniff"})

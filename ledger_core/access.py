@@ -1,4 +1,5 @@
-"""API keys as a use case: create (secret shown once), find by secret, list, revoke."""
+"""API keys as a use case (create with the secret shown once, find by secret, list,
+revoke), and the audit trail of changes made with them."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from ledger_core.keys import (
     new_secret,
     parse_scopes,
 )
-from ledger_core.model import ClientId
+from ledger_core.model import ClientId, Page
 from ledger_core.store.database import Database
+from ledger_core.trail import KEY_CREATED, KEY_REVOKED, Actor, AuditEvent
 
 
 class KeyNotFound(NotFound):
@@ -34,6 +36,7 @@ class Keys:
         *,
         client: str,
         scopes: Iterable[str],
+        actor: Actor,
         ledger: str = DEFAULT_LEDGER,
         rate_per_s: float | None = None,
     ) -> tuple[ApiKey, str]:
@@ -58,7 +61,9 @@ class Keys:
                     f"client {key.client!r} belongs to ledger {sorted(others)[0]!r}; a client's"
                     " keys all name its one ledger"
                 )
-            return repository.insert_key(key, hash_secret(secret)), secret
+            created = repository.insert_key(key, hash_secret(secret))
+            repository.insert_event(actor, KEY_CREATED, f"key:{key.id}", _key_facts(created))
+            return created, secret
 
     def find(self, secret: str) -> ApiKey | None:
         """The live key whose secret this is, or None (unknown or revoked)."""
@@ -70,9 +75,25 @@ class Keys:
         with self.database.reads() as repository:
             return repository.list_keys()
 
-    def revoke(self, key_id: str) -> ApiKey:
+    def revoke(self, key_id: str, *, actor: Actor) -> ApiKey:
         with self.database.transaction() as repository:
             key = repository.revoke_key(key_id)
-        if key is None:
-            raise KeyNotFound(f"no key {key_id!r}")
+            if key is None:
+                raise KeyNotFound(f"no key {key_id!r}")
+            repository.insert_event(actor, KEY_REVOKED, f"key:{key.id}", _key_facts(key))
         return key
+
+
+def _key_facts(key: ApiKey) -> dict[str, object]:
+    return {"client": key.client, "ledger": key.ledger, "scopes": sorted(key.scopes)}
+
+
+class AuditTrail:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def page(self, cursor: str | None, limit: int) -> Page[AuditEvent]:
+        """Events in the order they were recorded, `limit` at a time from `cursor`."""
+        with self.database.reads() as repository:
+            items, next_cursor = repository.list_events(cursor, limit)
+        return Page(items, next_cursor)

@@ -9,7 +9,8 @@ the postings before it, so cutting a sequence into batches differently gives the
 Refusal codes in order of precedence (the first that applies is reported):
   1. accounts_must_be_different  an account is both debited and credited
   2. invalid_amount              an entry is above the largest amount of one entry
-  3. account_not_found           an entry names an account that does not exist
+  3. account_not_found           an entry names an account that does not exist, or one of
+                                 another ledger (tenant): the two are indistinguishable
   4. account_inactive            an entry names an inactive account
   5. currency_mismatch           an account's currency differs from the posting's
   6. balance_overflow            a posted total would pass 38 digits (`money.TOTAL_MAX`)
@@ -21,6 +22,10 @@ Codes 1 and 2 are stateless rules that intake (`rules.build_posting`) refuses wi
 storing anything; the engine holds them a second time, for postings accepted by an older
 version or under a larger `entry_amount_max_minor`. Within the per-entry maximum no history
 reaches code 6 (docs/ARCHITECTURE.md, "No account can be frozen").
+
+Ledgers are tenants: a posting may name only accounts of the ledger it was sent in
+(`QueuedPosting.ledger`, the API key's). An account of another ledger is refused exactly as a
+missing one, same code and detail, so a refusal never tells that it exists.
 """
 
 from __future__ import annotations
@@ -75,10 +80,14 @@ def check_entries(posting: Posting, amount_max_minor: int) -> LedgerError | None
     return None
 
 
-def check_accounts(balances: Mapping[AccountId, Balance], posting: Posting) -> Refusal | None:
-    """Refusals 3-5: every account exists, is active and holds the posting's currency."""
+def check_accounts(
+    balances: Mapping[AccountId, Balance], posting: Posting, ledger: str
+) -> Refusal | None:
+    """Refusals 3-5: every account exists in `ledger`, is active and holds the posting's
+    currency. An account of another ledger gets the refusal of a missing one, word for word."""
     for entry in posting.entries:
-        if entry.account_id not in balances:
+        found = balances.get(entry.account_id)
+        if found is None or found.ledger != ledger:
             return AccountNotFoundForPosting(f"account {entry.account_id} does not exist")
     for entry in posting.entries:
         if balances[entry.account_id].status is not AccountStatus.ACTIVE:
@@ -127,6 +136,7 @@ def moved(balance: Balance, debits: int, credits: int) -> Balance:
         flags=balance.flags,
         debits_posted=balance.debits_posted + debits,
         credits_posted=balance.credits_posted + credits,
+        ledger=balance.ledger,
     )
 
 
@@ -134,12 +144,15 @@ def apply_posting(
     balances: Mapping[AccountId, Balance],
     posting: Posting,
     amount_max_minor: int = ENTRY_AMOUNT_MAX_MINOR,
+    *,
+    ledger: str,
 ) -> tuple[list[Balance], LedgerError | None]:
-    """The balances one posting would leave for the accounts it touches, or its refusal."""
+    """The balances one posting sent in `ledger` would leave for the accounts it touches,
+    or its refusal."""
     refused = check_entries(posting, amount_max_minor)
     if refused is not None:
         return [], refused
-    refusal = check_accounts(balances, posting)
+    refusal = check_accounts(balances, posting, ledger)
     if refusal is not None:
         return [], refusal
     after = [
@@ -164,7 +177,9 @@ def apply_postings(
     current = dict(balances)
     outcomes: list[Outcome] = []
     for queued in postings:
-        after, refusal = apply_posting(current, queued.posting, amount_max_minor)
+        after, refusal = apply_posting(
+            current, queued.posting, amount_max_minor, ledger=queued.ledger
+        )
         if refusal is not None:
             outcomes.append(Outcome(queued.request_id, False, refusal.code, refusal.detail))
             continue

@@ -11,7 +11,9 @@
     │   ├── InvalidMetadata
     │   ├── InvalidText                NUL characters or unpaired surrogates in a text field
     │   ├── InvalidFlags
-    │   └── InvalidIdempotencyKey
+    │   ├── InvalidIdempotencyKey
+    │   ├── HostNotAllowed             the Host header names none of the allowed hosts (400)
+    │   └── RequestTimeout             the body did not arrive in time (408)
     ├── Refusal                        refused on ledger state; final for its key
     │   ├── AccountNotFoundForPosting
     │   ├── AccountInactive
@@ -27,7 +29,8 @@
     │   ├── TransactionNotFound
     │   └── PostingNotFound
     ├── Overloaded                     the service cannot take more now (HTTP 503)
-    │   └── PartitionLagging           one partition is too far behind (HTTP 429)
+    │   ├── PartitionLagging           one partition is too far behind (HTTP 429)
+    │   └── RateLimited                an API key sends faster than its rate (HTTP 429)
     ├── LeaseLost                      a worker no longer owns the partition it was applying
     └── TransientFault                 database or queue hiccup; retried a bounded number of times
 
@@ -38,6 +41,16 @@ anything else is a programmer error and surfaces as a logged 500.
 from __future__ import annotations
 
 from typing import ClassVar
+
+QUOTED_LENGTH_MAX = 40
+
+
+def quoted(text: str, length_max: int = QUOTED_LENGTH_MAX) -> str:
+    """How a detail quotes what a client sent: its repr, cut to `length_max` characters, so
+    that a 300,000-character value is not echoed back whole."""
+    if len(text) <= length_max:
+        return repr(text)
+    return f"{text[:length_max]!r}... ({len(text)} characters)"
 
 
 class LedgerError(Exception):
@@ -150,6 +163,23 @@ class InvalidCursor(InputError):
 
     code = "invalid_cursor"
     title = "Invalid cursor"
+
+
+class HostNotAllowed(InputError):
+    """Raised when a request's Host header names none of `allowed_hosts`: a browser led there
+    by DNS rebinding sends the attacker's name as its Host."""
+
+    code = "host_not_allowed"
+    title = "Host not allowed"
+    http_status = 400
+
+
+class RequestTimeout(InputError):
+    """Raised when a request's body does not arrive whole within `body_read_timeout_s`."""
+
+    code = "request_timeout"
+    title = "Request timeout"
+    http_status = 408
 
 
 class Refusal(LedgerError):
@@ -303,6 +333,15 @@ class PartitionLagging(Overloaded):
 
     code = "partition_lagging"
     title = "Partition lagging"
+    http_status = 429
+
+
+class RateLimited(Overloaded):
+    """Raised when an API key sends faster than its rate (`ledgerflow keys create
+    --rate-per-s`); nothing of the request was stored."""
+
+    code = "rate_limited"
+    title = "Rate limited"
     http_status = 429
 
 

@@ -65,7 +65,8 @@ class PostingStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Balance:
-    """An account's posted totals as the engine sees them while its row is locked."""
+    """An account's posted totals as the engine sees them while its row is locked, and the
+    ledger (tenant) it belongs to."""
 
     account_id: AccountId
     currency: str
@@ -73,10 +74,13 @@ class Balance:
     flags: AccountFlag
     debits_posted: int
     credits_posted: int
+    ledger: str
 
 
 @dataclass(frozen=True)
 class Account:
+    """An account of one ledger (tenant): only that ledger's keys see it or post to it."""
+
     id: AccountId
     name: str
     account_type: AccountType
@@ -86,6 +90,7 @@ class Account:
     debits_posted: int
     credits_posted: int
     created_at: datetime
+    ledger: str
 
     @property
     def balance(self) -> int:
@@ -120,13 +125,24 @@ class Posting:
 
 
 @dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sends a posting: the client (its idempotency scope, from the API key) and the
+    ledger (tenant) whose accounts the posting may name."""
+
+    client_id: ClientId
+    ledger: str
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedPosting:
-    """A posting as the worker reads it back from the intake table."""
+    """A posting as the worker reads it back from the intake table, with the ledger it was
+    sent in: the engine treats an account of another ledger as one that does not exist."""
 
     request_id: RequestId
     client_id: ClientId
     posting: Posting
     partition: int = 0
+    ledger: str = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +194,19 @@ class PostingRecord:
 
 
 T = TypeVar("T")
+
+
+# Every cursor the store hands out, and all it takes back (with "", the first page): the
+# unpadded base64url of "p" and a position of 1 to 18 digits. Spelled out character by
+# character so that the OpenAPI document can state it and a client (or a fuzzer) can tell a
+# cursor from anything else without asking the service.
+_C3, _C4 = "[AEIMQUYcgk]", "[w-z0-5]"
+_DIGIT_PAIR, _DIGIT_LAST = "(?:[MN][DTjz]|O[DT])", "(?:[MN][AQgw]|O[AQ])"
+_DIGITS3 = f"{_DIGIT_PAIR}{_C3}{_C4}"
+CURSOR_PATTERN = (
+    f"^(?:cD{_C3}(?:{_C4}(?:(?:{_DIGITS3}){{0,4}}(?:{_DIGIT_LAST}|{_DIGIT_PAIR}{_C3})?"
+    f"|(?:{_DIGITS3}){{5}}{_DIGIT_LAST}?))?)?$"
+)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from functools import cache
 
 from iso4217 import Currency as _Iso4217
 
-from ledger_core.errors import InvalidAmount, UnsupportedCurrency
+from ledger_core.errors import InvalidAmount, UnsupportedCurrency, quoted
 
 BIGINT_MAX = 2**63 - 1
 # An account's posted totals only grow, so they are stored wider than any amount: 38 digits
@@ -36,13 +36,13 @@ def currency_exponent(currency: str) -> int:
     hold integer minor units of them.
     """
     if not _CURRENCY_PATTERN.fullmatch(currency):
-        raise UnsupportedCurrency(f"currency {currency!r} is not an upper-case ISO 4217 code")
+        raise UnsupportedCurrency(f"currency {quoted(currency)} is not an upper-case ISO 4217 code")
     try:
         exponent = _Iso4217(currency).exponent
     except ValueError:
-        raise UnsupportedCurrency(f"currency {currency!r} is not an ISO 4217 code") from None
+        raise UnsupportedCurrency(f"currency {quoted(currency)} is not an ISO 4217 code") from None
     if exponent is None:
-        raise UnsupportedCurrency(f"currency {currency!r} has no minor unit in ISO 4217")
+        raise UnsupportedCurrency(f"currency {quoted(currency)} has no minor unit in ISO 4217")
     return int(exponent)
 
 

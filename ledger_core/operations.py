@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from ledger_core.model import ClientId, FailedPosting, RequestId
 from ledger_core.store.database import Database
+from ledger_core.trail import POSTINGS_RETRIED, Actor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,7 +61,7 @@ class Operations:
             return repository.count_failed()
 
     def requeue_failed(
-        self, keys: Sequence[tuple[ClientId | None, str]] | None
+        self, keys: Sequence[tuple[ClientId | None, str]] | None, *, actor: Actor
     ) -> dict[int, list[RequestId]]:
         """Queue failed requests again (all of them when `keys` is None), by partition.
 
@@ -71,6 +72,11 @@ class Operations:
         def requeue() -> dict[int, list[RequestId]]:
             with self.database.transaction() as repository:
                 rows = repository.requeue_failed(keys)
+                if rows:
+                    named = None if keys is None else [[c, k] for c, k in keys]
+                    ids = sorted(int(request_id) for request_id, _ in rows)
+                    facts = {"request_ids": ids, "keys": named}
+                    repository.insert_event(actor, POSTINGS_RETRIED, "postings", facts)
             by_partition: dict[int, list[RequestId]] = {}
             for request_id, partition in rows:
                 by_partition.setdefault(partition, []).append(request_id)

@@ -5,6 +5,10 @@ idempotency key and never touches account rows. Applying (`apply_next_batch`) ta
 oldest queued requests of one partition, locks their accounts in sorted order, runs the
 pure engine and writes every outcome in the same transaction, so a request is applied
 at most once whatever is redelivered or replayed.
+
+Ledgers are tenants: every account, request and transaction belongs to one ledger, and
+each use case acts within the ledger it is given (the API key's). An account or
+transaction of another ledger is not found, exactly as one that does not exist.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from ledger_core.model import (
     PostingStatus,
     QueuedPosting,
     RequestId,
+    Sender,
     Transaction,
     TransactionId,
 )
@@ -56,6 +61,7 @@ from ledger_core.rules import (
 from ledger_core.store.apply import BatchWrite
 from ledger_core.store.database import Database, Repository
 from ledger_core.store.intake import IntakeRow
+from ledger_core.trail import ACCOUNT_CREATED, ACCOUNT_UPDATED, Actor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -161,8 +167,17 @@ class Ledger(Operations):
     # Accounts
 
     def open_account(
-        self, *, name: str, account_type: AccountType, currency: str, flags: AccountFlag
+        self,
+        *,
+        name: str,
+        account_type: AccountType,
+        currency: str,
+        flags: AccountFlag,
+        ledger: str,
+        actor: Actor,
     ) -> Account:
+        """A new account of `ledger`: only that ledger's keys see it or post to it. The
+        audit trail records `actor` as its creator, in the same transaction."""
         check_account(name=name, currency=currency, flags=flags)
         account = Account(
             id=AccountId(uuid.uuid4()),
@@ -174,42 +189,51 @@ class Ledger(Operations):
             debits_posted=0,
             credits_posted=0,
             created_at=datetime.now(UTC),
+            ledger=ledger,
         )
 
         def insert() -> Account:
             with self.database.transaction() as repository:
-                return repository.insert_account(account)
+                created = repository.insert_account(account)
+                facts = {"name": created.name, "currency": created.currency}
+                repository.insert_event(actor, ACCOUNT_CREATED, f"account:{created.id}", facts)
+                return created
 
         return self._retrying(insert)
 
-    def get_account(self, account_id: AccountId) -> Account:
+    def get_account(self, account_id: AccountId, *, ledger: str) -> Account:
         with self.database.transaction() as repository:
-            account = repository.get_account(account_id)
+            account = repository.get_account(account_id, ledger)
         if account is None:
             raise AccountNotFound(f"account {account_id} does not exist")
         return account
 
-    def list_accounts(self, cursor: str | None, limit: int) -> Page[Account]:
+    def list_accounts(self, cursor: str | None, limit: int, *, ledger: str) -> Page[Account]:
         with self.database.transaction() as repository:
-            items, next_cursor = repository.list_accounts(cursor, limit)
+            items, next_cursor = repository.list_accounts(ledger, cursor, limit)
         return Page(items, next_cursor)
 
-    def set_account_status(self, account_id: AccountId, status: AccountStatus) -> Account:
+    def set_account_status(
+        self, account_id: AccountId, status: AccountStatus, *, ledger: str, actor: Actor
+    ) -> Account:
         with self.database.transaction() as repository:
-            account = repository.set_account_status(account_id, status)
-        if account is None:
-            raise AccountNotFound(f"account {account_id} does not exist")
+            account = repository.set_account_status(account_id, status, ledger)
+            if account is None:
+                raise AccountNotFound(f"account {account_id} does not exist")
+            target = f"account:{account.id}"
+            repository.insert_event(actor, ACCOUNT_UPDATED, target, {"status": status.value})
         return account
 
     # Intake
 
-    def accept(self, requests: Sequence[tuple[ClientId, Posting]]) -> list[Accepted]:
+    def accept(self, requests: Sequence[tuple[Sender, Posting]]) -> list[Accepted]:
         """Durably record posting requests in one commit; one answer per request, in order.
 
         A key seen before with the same body answers with the stored request (a replay);
         with a different body it answers with an `IdempotencyConflict` and stores nothing.
+        Each request records its sender's ledger, the only one whose accounts it may name.
         """
-        rows = [self._intake_row(client_id, posting) for client_id, posting in requests]
+        rows = [self._intake_row(sender, posting) for sender, posting in requests]
 
         def record() -> list[Accepted]:
             with self.database.transaction() as repository:
@@ -223,23 +247,25 @@ class Ledger(Operations):
 
         return self._retrying(record)
 
-    def _intake_row(self, client_id: ClientId, posting: Posting) -> IntakeRow:
+    def _intake_row(self, sender: Sender, posting: Posting) -> IntakeRow:
         document = canonical_document(posting)
         return IntakeRow(
-            client_id=client_id,
+            client_id=sender.client_id,
+            ledger=sender.ledger,
             idempotency_key=posting.idempotency_key,
             body_hash=document_hash(document),
             partition=partition_of(posting.routing_account_id, self.partitions),
             document=document,
         )
 
-    def post_directly(self, client_id: ClientId, posting: Posting) -> Accepted:
+    def post_directly(self, sender: Sender, posting: Posting) -> Accepted:
         """Record and apply one posting in a single transaction, as a synchronous ledger does.
 
         This is the `direct` mode, kept to measure the queue against: the same intake row,
         row locks, engine and writes, one request at a time.
         """
-        row = self._intake_row(client_id, posting)
+        client_id = sender.client_id
+        row = self._intake_row(sender, posting)
 
         def post() -> Accepted:
             with self.database.transaction() as repository:
@@ -247,7 +273,9 @@ class Ledger(Operations):
                 if result.record.body_hash != row.body_hash:
                     return _conflict(row.idempotency_key)
                 if result.created:
-                    queued = QueuedPosting(result.record.request_id, client_id, posting)
+                    queued = QueuedPosting(
+                        result.record.request_id, client_id, posting, ledger=sender.ledger
+                    )
                     _apply_locked(
                         repository, [queued], amount_max_minor=self.entry_amount_max_minor
                     )
@@ -337,16 +365,16 @@ class Ledger(Operations):
 
     # Reads
 
-    def get_transaction(self, transaction_id: TransactionId) -> Transaction:
+    def get_transaction(self, transaction_id: TransactionId, *, ledger: str) -> Transaction:
         with self.database.transaction() as repository:
-            transaction = repository.get_transaction(transaction_id)
+            transaction = repository.get_transaction(transaction_id, ledger)
         if transaction is None:
             raise TransactionNotFound(f"transaction {transaction_id} does not exist")
         return transaction
 
     def list_transactions(
-        self, account_id: AccountId | None, cursor: str | None, limit: int
+        self, account_id: AccountId | None, cursor: str | None, limit: int, *, ledger: str
     ) -> Page[Transaction]:
         with self.database.transaction() as repository:
-            items, next_cursor = repository.list_transactions(account_id, cursor, limit)
+            items, next_cursor = repository.list_transactions(ledger, account_id, cursor, limit)
         return Page(items, next_cursor)

@@ -7,10 +7,10 @@ refuses postings that intake accepted.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ledger_core.rules import ENTRY_AMOUNT_CEILING_MINOR, ENTRY_AMOUNT_MAX_MINOR
 
@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     intake_batch_max: int = Field(default=1000, ge=1, le=10_000)
     intake_queue_max: int = Field(default=20_000, ge=1)
     body_bytes_max: int = 4 * 1024 * 1024
+    # uvicorn bounds neither the headers nor the body of a request. A connection whose
+    # request headers are not complete this long after it opened (or after the request's
+    # first byte) is closed (`ledgerflow serve` and `dev`, ledgerflow/http.py); a body not
+    # whole this long after its headers is answered 408 and its connection closed.
+    header_read_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    body_read_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # The Host names the API answers to, comma-separated; any other gets 400
+    # host_not_allowed (DNS rebinding). Loopback only unless set: a deployment behind a
+    # proxy names its public host, and "*" (any host) must be asked for explicitly.
+    allowed_hosts: Annotated[list[str], NoDecode] = ["localhost", "127.0.0.1", "::1"]
     # The largest amount of one entry, in minor units of any currency: intake refuses more
     # (422 invalid_amount) and the worker's engine refuses it again. Must be equal in every
     # API and worker process; at most BIGINT_MAX // 64, so one posting's debits fit a BIGINT.
@@ -57,6 +67,14 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(default=5.0, gt=0)
     stale_after_s: float = Field(default=5.0, ge=0)
     transient_retries_max: int = Field(default=5, ge=0)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        """LEDGERFLOW_ALLOWED_HOSTS=api.example.com,localhost -> a list of names."""
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
 
     def sqlalchemy_url(self) -> str:
         """The database URL with the psycopg 3 driver named, as SQLAlchemy wants it."""

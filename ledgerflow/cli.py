@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import sys
 import threading
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -15,6 +17,7 @@ from ledger_core.access import Keys
 from ledger_core.errors import LedgerError
 from ledger_core.keys import DEFAULT_LEDGER, SCOPES, ApiKey
 from ledger_core.settings import Settings
+from ledger_core.trail import Actor
 
 app = typer.Typer(
     help="LedgerFlow: a queue-backed double-entry payment ledger.", no_args_is_help=True
@@ -69,6 +72,9 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    from ledgerflow.http import HeaderDeadlineProtocol
+
+    _say_which_hosts(host, settings)
     uvicorn.run(
         "ledgerflow.asgi:create",
         factory=True,
@@ -76,7 +82,26 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        # uvicorn bounds the idle time between requests; the protocol bounds the headers,
+        # and the app the body (docs/SECURITY.md).
+        http=HeaderDeadlineProtocol,
+        timeout_keep_alive=5,
     )
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _say_which_hosts(bind: str, settings: Settings) -> None:
+    """Listening beyond loopback while answering loopback names only is safe, but puzzling:
+    say so at start rather than let every request be a 400."""
+    if bind not in LOOPBACK and "*" not in settings.allowed_hosts:
+        typer.echo(
+            f"answering Host {', '.join(settings.allowed_hosts)} only"
+            " (LEDGERFLOW_ALLOWED_HOSTS); requests naming another host get 400"
+            " host_not_allowed",
+            err=True,
+        )
 
 
 @app.command()
@@ -141,7 +166,7 @@ def _dev_key(keys: Keys) -> None:
             " a new one: ledgerflow keys create --client dev --scopes " + ",".join(SCOPES)
         )
         return
-    _, secret = keys.create(client="dev", scopes=SCOPES)
+    _, secret = keys.create(client="dev", scopes=SCOPES, actor=operator())
     typer.echo("An API key with every scope for this dev ledger, shown this once:")
     typer.echo(f"export LEDGERFLOW_API_KEY={secret}")
 
@@ -156,6 +181,7 @@ def dev(
 ) -> None:
     """Run API and worker in one process on SQLite and an in-process Redis: no servers needed."""
     from api.app import create_app
+    from ledgerflow.http import HeaderDeadlineProtocol
     from ledgerflow.migrate import upgrade_to_head
     from runtime.context import build_runtime
     from worker.main import PartitionWorker
@@ -167,7 +193,13 @@ def dev(
     if settings.auth == "on":
         _dev_key(Keys(runtime.database))
     server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(runtime),
+            host=host,
+            port=port,
+            log_level="warning",
+            http=HeaderDeadlineProtocol,
+        )
     )
     api_thread = threading.Thread(target=server.run, name="api", daemon=True)
     api_thread.start()
@@ -181,6 +213,15 @@ def dev(
 
 keys = typer.Typer(help="API keys: create (the secret is shown once), list, revoke.")
 app.add_typer(keys, name="keys")
+
+
+def operator(ledger: str = DEFAULT_LEDGER) -> Actor:
+    """The audit trail's name for whoever runs this command: `operator:<login>`."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "unknown"
+    return Actor(None, f"operator:{login}"[:128], ledger)
 
 
 def _keys() -> Keys:
@@ -214,7 +255,11 @@ def keys_create(
     """Create a key. Its secret is printed once and stored only as a hash."""
     try:
         key, secret = _keys().create(
-            client=client, scopes=scopes.split(","), ledger=ledger, rate_per_s=rate_per_s
+            client=client,
+            scopes=scopes.split(","),
+            ledger=ledger,
+            rate_per_s=rate_per_s,
+            actor=operator(ledger),
         )
     except LedgerError as error:
         typer.echo(f"error: {error.detail}", err=True)
@@ -250,11 +295,44 @@ def keys_list(
 def keys_revoke(key_id: str) -> None:
     """Revoke a key: every API process refuses it within `LEDGERFLOW_KEY_CACHE_S` (0.5 s)."""
     try:
-        key = _keys().revoke(key_id)
+        key = _keys().revoke(key_id, actor=operator())
     except LedgerError as error:
         typer.echo(f"error: {error.detail}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"revoked {key.id} ({key.client} on {key.ledger})")
+
+
+@app.command()
+def audit(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many events, oldest first")] = 1000,
+    cursor: Annotated[str | None, typer.Option(help="Start after this page cursor")] = None,
+) -> None:
+    """The audit trail: accounts created or changed, keys created or revoked, postings
+    retried; who (key id, client, ledger), what, on which target, when."""
+    from ledger_core.access import AuditTrail
+    from ledger_core.store.database import create_database
+
+    trail = AuditTrail(create_database(Settings().sqlalchemy_url(), pool_size=1))
+    shown = 0
+    while shown < limit:
+        page = trail.page(cursor, min(500, limit - shown))
+        for event in page.items:
+            if as_json:
+                fields = {**asdict(event), "at": event.at.isoformat()}
+                typer.echo(json.dumps(fields, sort_keys=True))
+            else:
+                who = event.key_id or "-"
+                typer.echo(
+                    f"{event.position}  {event.at.isoformat()}  {event.client} ({who}, "
+                    f"{event.ledger})  {event.action}  {event.target}"
+                )
+        shown += len(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    if cursor is not None:
+        typer.echo(f"more: --cursor {cursor}", err=True)
 
 
 ops = typer.Typer(help="Operate a running deployment: status, failed postings, replays.")
@@ -357,7 +435,7 @@ def ops_retry(
         raise typer.Exit(2)
     chosen = None if retry_all else [(client, key) for key in keys or []]
     runtime = build_runtime(Settings())
-    requeued = retry_failed(runtime, runtime.ledger, chosen)
+    requeued = retry_failed(runtime, runtime.ledger, chosen, actor=operator())
     count = sum(len(ids) for ids in requeued.values())
     typer.echo(f"requeued {count} failed posting(s)" + (f": {requeued}" if count else ""))
     raise typer.Exit(0 if count else 1)

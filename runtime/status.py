@@ -21,6 +21,7 @@ from typing import Any
 from ledger_core.model import ClientId, FailedPosting
 from ledger_core.services import Ledger
 from ledger_core.store.leases import Ownership
+from ledger_core.trail import Actor
 from runtime.context import Runtime
 from runtime.queues import enqueue_batches, queue_depths
 from runtime.telemetry import read_rates
@@ -224,11 +225,17 @@ def ops_status(runtime: Runtime, ledger: Ledger) -> OpsStatus:
 
 
 def retry_failed(
-    runtime: Runtime, ledger: Ledger, keys: list[tuple[str | None, str]] | None
+    runtime: Runtime,
+    ledger: Ledger,
+    keys: list[tuple[str | None, str]] | None,
+    *,
+    actor: Actor,
 ) -> dict[int, list[int]]:
-    """Queue failed postings again (every one when `keys` is None) and enqueue their jobs."""
+    """Queue failed postings again (every one when `keys` is None) and enqueue their jobs;
+    the audit trail records who did it."""
     requeued = ledger.requeue_failed(
-        None if keys is None else [(None if c is None else ClientId(c), k) for c, k in keys]
+        None if keys is None else [(None if c is None else ClientId(c), k) for c, k in keys],
+        actor=actor,
     )
     if requeued:
         enqueue_batches(

@@ -21,8 +21,8 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline';"
     " style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none';"
     " form-action 'none'",
+    # X-Content-Type-Options: nosniff comes with every answer (api/edge.py).
     "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }

@@ -13,11 +13,13 @@ from pydantic import ValidationError
 from api.answers import posting_answer, server_timing, settle, wait_seconds
 from api.auth import LedgerRead, PostingsWrite
 from api.dependencies import HubDep, IntakeDep, LedgerDep
+from api.parsing import JsonRoute
 from api.presenters import API_PREFIX, posting_public, transaction_public
 from api.problems import PROBLEM_RESPONSES, error_body, shape_error
 from api.schemas import (
     BatchCreate,
     BatchResults,
+    CursorQuery,
     PostingPublic,
     TransactionCreate,
     TransactionPage,
@@ -28,14 +30,20 @@ from ledger_core.model import AccountId, Posting, TransactionId
 from ledger_core.rules import RawEntry, build_posting
 
 router = APIRouter(
-    prefix=f"{API_PREFIX}/transactions", tags=["transactions"], responses=PROBLEM_RESPONSES
+    prefix=f"{API_PREFIX}/transactions",
+    tags=["transactions"],
+    responses=PROBLEM_RESPONSES,
+    route_class=JsonRoute,
 )
 
 WaitQuery = Annotated[
     float | None,
     Query(ge=0, le=30, description="Seconds to wait for the outcome (0-30)"),
 ]
-PreferHeader = Annotated[str | None, Header(description="RFC 7240, e.g. `wait=5`")]
+PreferHeader = Annotated[
+    str | None,
+    Header(description="RFC 7240: `wait=N` waits like `?wait=N` (0-30, else 422)"),
+]
 
 
 def to_posting(body: TransactionCreate, amount_max_minor: int) -> Posting:
@@ -66,11 +74,11 @@ async def submit_transaction(
     prefer: PreferHeader = None,
 ) -> JSONResponse:
     arrived_at = time.time()
+    wait_s = wait_seconds(wait, prefer)
     client_id = caller.client
     posting = to_posting(body, ledger.entry_amount_max_minor)
     since = time.monotonic()
-    [accepted], times = await intake.submit_timed([(client_id, posting)])
-    wait_s = wait_seconds(wait, prefer)
+    [accepted], times = await intake.submit_timed([(client_id, posting)], ledger=caller.ledger)
     record, wakeup = await settle(
         accepted.stored(),
         client_id=client_id,
@@ -99,7 +107,8 @@ async def submit_batch(
             results[index] = error_body(shape_error(error.errors()), index=index)
         except InputError as error:
             results[index] = error_body(error, index=index)
-    accepted = await intake.submit([(caller.client, p) for _, p in valid]) if valid else []
+    requests = [(caller.client, p) for _, p in valid]
+    accepted = await intake.submit(requests, ledger=caller.ledger) if valid else []
     for (index, posting), answer in zip(valid, accepted, strict=True):
         try:
             record = answer.stored()
@@ -112,23 +121,25 @@ async def submit_batch(
     return JSONResponse({"results": results})
 
 
-@router.get("/{transaction_id}", response_model=TransactionPublic)
+# Only a UUID matches: GET /transactions/batch is then the 405 of the batch route.
+@router.get("/{transaction_id:uuid}", response_model=TransactionPublic)
 def get_transaction(
-    transaction_id: uuid.UUID, _caller: LedgerRead, ledger: LedgerDep
+    transaction_id: uuid.UUID, caller: LedgerRead, ledger: LedgerDep
 ) -> TransactionPublic:
-    return transaction_public(ledger.get_transaction(TransactionId(transaction_id)))
+    found = ledger.get_transaction(TransactionId(transaction_id), ledger=caller.ledger)
+    return transaction_public(found)
 
 
 @router.get("", response_model=TransactionPage)
 def list_transactions(
-    _caller: LedgerRead,
+    caller: LedgerRead,
     ledger: LedgerDep,
     account_id: uuid.UUID | None = None,
-    cursor: str | None = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> TransactionPage:
     page = ledger.list_transactions(
-        None if account_id is None else AccountId(account_id), cursor, limit
+        None if account_id is None else AccountId(account_id), cursor, limit, ledger=caller.ledger
     )
     return TransactionPage(
         items=[transaction_public(t) for t in page.items], next_cursor=page.next_cursor

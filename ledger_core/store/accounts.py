@@ -1,7 +1,8 @@
-"""Accounts: created, read, listed and switched on or off.
+"""Accounts: created, read, listed and switched on or off, each within one ledger.
 
 Posted totals are never written here: only an applied batch (`store.apply`) changes them,
-under the row lock it holds.
+under the row lock it holds. Every read and change names the ledger (tenant) it acts in:
+an account of another ledger is not found, as one that does not exist.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class AccountStatements:
                 currency=account.currency,
                 status=account.status.value,
                 flags=int(account.flags),
+                ledger=account.ledger,
                 # An account opens with nothing posted. Written here rather than left to the
                 # column default, whose form differs by dialect (`tables.Total`).
                 debits_posted=0,
@@ -35,16 +37,20 @@ class AccountStatements:
         ).one()
         return account_from_row(row)
 
-    def get_account(self, account_id: AccountId) -> Account | None:
+    def get_account(self, account_id: AccountId, ledger: str) -> Account | None:
         row = self.connection.execute(
-            select(accounts).where(accounts.c.id == account_id)
+            select(accounts).where(accounts.c.id == account_id, accounts.c.ledger == ledger)
         ).one_or_none()
         return None if row is None else account_from_row(row)
 
-    def list_accounts(self, cursor: str | None, limit: int) -> tuple[list[Account], str | None]:
+    def list_accounts(
+        self, ledger: str, cursor: str | None, limit: int
+    ) -> tuple[list[Account], str | None]:
+        """A page of `ledger`'s accounts in creation order, read along the primary key: no
+        index may lead with `ledger` (`tables.accounts` says why)."""
         rows = self.connection.execute(
             select(accounts)
-            .where(accounts.c.position > decode_cursor(cursor))
+            .where(accounts.c.ledger == ledger, accounts.c.position > decode_cursor(cursor))
             .order_by(accounts.c.position)
             .limit(limit + 1)
         ).all()
@@ -52,10 +58,12 @@ class AccountStatements:
         next_cursor = encode_cursor(page[-1].position) if len(rows) > limit else None
         return [account_from_row(row) for row in page], next_cursor
 
-    def set_account_status(self, account_id: AccountId, status: AccountStatus) -> Account | None:
+    def set_account_status(
+        self, account_id: AccountId, status: AccountStatus, ledger: str
+    ) -> Account | None:
         row = self.connection.execute(
             update(accounts)
-            .where(accounts.c.id == account_id)
+            .where(accounts.c.id == account_id, accounts.c.ledger == ledger)
             .values(status=status.value)
             .returning(*accounts.c)
         ).one_or_none()

@@ -4,6 +4,11 @@ in one transaction.
 Lock order, so two appliers never deadlock: the lease rows (share locks, the fences), then
 the batch's intake rows by id, then the accounts by sorted id.
 
+Each request carries the ledger it was sent in and each locked account its own; the engine
+refuses an account of another ledger as a missing one. A transaction and its entries are
+written with the request's ledger, and the entries' foreign keys refuse an account of
+another ledger a second time.
+
 On PostgreSQL an applied batch costs three statements whatever its size
 (`store.apply_postgresql`). SQLite, the embedded default, runs the same writes as
 executemany statements from the same `BatchWrite`; `tests/integration` proves both
@@ -146,6 +151,7 @@ class ApplyStatements:
                     posting_requests.c.client_id,
                     posting_requests.c.partition,
                     posting_requests.c.document,
+                    posting_requests.c.ledger,
                 )
                 .where(posting_requests.c.id.in_(_oldest_queued_ids(partitions, limit)))
                 .order_by(posting_requests.c.id)
@@ -157,6 +163,7 @@ class ApplyStatements:
                 ClientId(row.client_id),
                 posting_from_document(row.document),
                 int(row.partition),
+                ledger=row.ledger,
             )
             for row in rows
         ]
@@ -176,7 +183,8 @@ class ApplyStatements:
         return None if request_id is None else RequestId(request_id)
 
     def lock_balances(self, account_ids: set[AccountId]) -> dict[AccountId, Balance]:
-        """Lock the named accounts in sorted id order and return their balances."""
+        """Lock the named accounts in sorted id order and return their balances, whatever
+        their ledger (the engine decides which the posting may name)."""
         rows = self.connection.execute(
             select(
                 accounts.c.id,
@@ -185,6 +193,7 @@ class ApplyStatements:
                 accounts.c.flags,
                 accounts.c.debits_posted,
                 accounts.c.credits_posted,
+                accounts.c.ledger,
             )
             .where(accounts.c.id.in_(sorted(account_ids)))
             .order_by(accounts.c.id)
@@ -198,6 +207,7 @@ class ApplyStatements:
                 flags=AccountFlag(row.flags),
                 debits_posted=row.debits_posted,
                 credits_posted=row.credits_posted,
+                ledger=row.ledger,
             )
             for row in rows
         }
@@ -275,6 +285,7 @@ class ApplyStatements:
                     "reference": queued.posting.reference,
                     "description": queued.posting.description,
                     "metadata": queued.posting.metadata,
+                    "ledger": queued.ledger,
                 }
                 for queued in posted
             ],
@@ -288,6 +299,7 @@ class ApplyStatements:
                     "currency": queued.posting.currency,
                     "direction": entry.direction.value,
                     "amount_minor": entry.amount_minor,
+                    "ledger": queued.ledger,
                 }
                 for row, queued in zip(inserted, posted, strict=True)
                 for entry in queued.posting.entries

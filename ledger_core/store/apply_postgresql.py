@@ -33,7 +33,7 @@ _OLDEST_QUEUED = """
      ORDER BY q.id LIMIT :limit
 """
 _LOCK_QUEUED = text(
-    "SELECT id, client_id, partition, document FROM posting_requests"
+    "SELECT id, client_id, partition, document, ledger FROM posting_requests"
     f" WHERE id IN ({_OLDEST_QUEUED}) ORDER BY id FOR UPDATE"
 )
 _LOCK_OLDEST_QUEUED_ID = text(
@@ -56,23 +56,25 @@ _HELD_LEASES = text(
 _INSERT_TRANSACTIONS_AND_ENTRIES = text(
     """
     WITH posted AS (
-        SELECT r.id, r.document, v.n
+        SELECT r.id, r.document, r.ledger, v.n
           FROM unnest(CAST(:request_ids AS bigint[])) WITH ORDINALITY AS v(id, n)
           JOIN posting_requests AS r ON r.id = v.id
     ),
     new_transactions AS (
         INSERT INTO transactions
-            (request_id, idempotency_key, currency, reference, description, metadata)
+            (request_id, idempotency_key, currency, reference, description, metadata, ledger)
         SELECT p.id, p.document->>'idempotency_key', p.document->>'currency',
                p.document->>'reference', p.document->>'description',
-               coalesce(p.document->'metadata', '{}'::jsonb)
+               coalesce(p.document->'metadata', '{}'::jsonb), p.ledger
           FROM posted AS p
          ORDER BY p.n
-        RETURNING position, request_id, currency, id, posted_at
+        RETURNING position, request_id, currency, ledger, id, posted_at
     ),
     new_entries AS (
-        INSERT INTO entries (transaction_position, account_id, currency, direction, amount_minor)
-        SELECT n.position, (e.leg->>0)::uuid, n.currency, e.leg->>1, (e.leg->>2)::bigint
+        INSERT INTO entries
+            (transaction_position, account_id, currency, direction, amount_minor, ledger)
+        SELECT n.position, (e.leg->>0)::uuid, n.currency, e.leg->>1, (e.leg->>2)::bigint,
+               n.ledger
           FROM new_transactions AS n
           JOIN posted AS p ON p.id = n.request_id,
                jsonb_array_elements(p.document->'entries') WITH ORDINALITY AS e(leg, n)

@@ -7,6 +7,8 @@ readable lines naming what is wrong; an empty report means the ledger holds:
   - every transaction's entries sum to zero;
   - no account breaks its flags;
   - every posted request has exactly one transaction and every transaction a posted request;
+  - every transaction is in its request's ledger, and every entry's account in its
+    transaction's ledger (ledgers are tenants);
   - every queued request's partition has a live job (the caller passes in which have one).
 """
 
@@ -133,6 +135,44 @@ def _requests_match_transactions(connection: Connection) -> list[str]:
     return [f"request {row[0]} is {row[1]} but its transaction is {row[2]}" for row in rows]
 
 
+def _entries_in_their_ledger(connection: Connection) -> list[str]:
+    requests = posting_requests.join(
+        transactions, transactions.c.request_id == posting_requests.c.id
+    )
+    moved = connection.execute(
+        select(transactions.c.id, transactions.c.ledger, posting_requests.c.ledger)
+        .select_from(requests)
+        .where(transactions.c.ledger != posting_requests.c.ledger)
+        .limit(LINES_PER_CHECK_MAX)
+    ).all()
+    legs = entries.join(
+        transactions, transactions.c.position == entries.c.transaction_position
+    ).join(accounts, accounts.c.id == entries.c.account_id)
+    crossing = connection.execute(
+        select(
+            transactions.c.id,
+            transactions.c.ledger,
+            accounts.c.id,
+            accounts.c.ledger,
+            entries.c.ledger,
+        )
+        .select_from(legs)
+        .where(
+            (accounts.c.ledger != transactions.c.ledger)
+            | (entries.c.ledger != transactions.c.ledger)
+        )
+        .limit(LINES_PER_CHECK_MAX)
+    ).all()
+    return [
+        f"transaction {row[0]} is in ledger {row[1]!r} but its request in {row[2]!r}"
+        for row in moved
+    ] + [
+        f"transaction {row[0]} of ledger {row[1]!r} names account {row[2]} of ledger {row[3]!r}"
+        f" (the entry says {row[4]!r})"
+        for row in crossing
+    ]
+
+
 def _queued_are_carried(
     connection: Connection, carried: Set[int], accepted_before: datetime
 ) -> list[str]:
@@ -168,6 +208,7 @@ def audit(database: Database, *, carried: Set[int], grace_s: float) -> AuditRepo
             _transactions_sum_to_zero,
             _flags_hold,
             _requests_match_transactions,
+            _entries_in_their_ledger,
         ):
             report.problems.extend(check(connection))
         accepted_before = Repository(connection).now() - timedelta(seconds=grace_s)

@@ -3,6 +3,7 @@
 One INSERT ... ON CONFLICT DO NOTHING per group commit: the unique (client, key)
 constraint decides which request is first, so concurrent duplicates can never both be
 created, and a replay finds what is stored under its key. No account row is touched here.
+Each request records the ledger it was sent in (the key's), which the worker holds it to.
 
 On PostgreSQL a large group commit (batch requests) travels as one JSON text, each
 request's canonical document spliced in as it is, unpacked by `jsonb_array_elements WITH
@@ -32,12 +33,14 @@ JSON_INTAKE_ROWS_MIN = 64
 
 _INSERT_REQUESTS_ARRAYS = text(
     """
-    INSERT INTO posting_requests (client_id, idempotency_key, body_hash, partition, document)
-    SELECT r.client_id, r.idempotency_key, r.body_hash, r.partition, r.document::jsonb
+    INSERT INTO posting_requests
+        (client_id, idempotency_key, body_hash, partition, document, ledger)
+    SELECT r.client_id, r.idempotency_key, r.body_hash, r.partition, r.document::jsonb, r.ledger
       FROM unnest(
             CAST(:clients AS text[]), CAST(:keys AS text[]), CAST(:hashes AS text[]),
-            CAST(:partitions AS smallint[]), CAST(:documents AS text[])
-           ) WITH ORDINALITY AS r(client_id, idempotency_key, body_hash, partition, document, n)
+            CAST(:partitions AS smallint[]), CAST(:documents AS text[]), CAST(:ledgers AS text[])
+           ) WITH ORDINALITY
+           AS r(client_id, idempotency_key, body_hash, partition, document, ledger, n)
      ORDER BY r.n
     ON CONFLICT (client_id, idempotency_key) DO NOTHING
     RETURNING id, client_id, idempotency_key, body_hash, partition, status, accepted_at,
@@ -47,10 +50,11 @@ _INSERT_REQUESTS_ARRAYS = text(
 
 _INSERT_REQUESTS_JSON = text(
     """
-    INSERT INTO posting_requests (client_id, idempotency_key, body_hash, partition, document)
-    SELECT r.c, r.k, r.h, r.p, r.d
+    INSERT INTO posting_requests
+        (client_id, idempotency_key, body_hash, partition, document, ledger)
+    SELECT r.c, r.k, r.h, r.p, r.d, r.l
       FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS a(row, n),
-           jsonb_to_record(a.row) AS r(c text, k text, h text, p smallint, d jsonb)
+           jsonb_to_record(a.row) AS r(c text, k text, h text, p smallint, d jsonb, l text)
      ORDER BY a.n
     ON CONFLICT (client_id, idempotency_key) DO NOTHING
     RETURNING id, client_id, idempotency_key, body_hash, partition, status, accepted_at,
@@ -61,9 +65,11 @@ _INSERT_REQUESTS_JSON = text(
 
 @dataclass(frozen=True)
 class IntakeRow:
-    """One posting request to record: the canonical JSON document and where it routes."""
+    """One posting request to record: the canonical JSON document, where it routes, and
+    the ledger it was sent in."""
 
     client_id: ClientId
+    ledger: str
     idempotency_key: str
     body_hash: str
     partition: int
@@ -102,6 +108,7 @@ class IntakeStatements:
                         "body_hash": row.body_hash,
                         "partition": row.partition,
                         "document": json.loads(row.document),
+                        "ledger": row.ledger,
                     }
                     for row in rows
                 ],
@@ -145,6 +152,7 @@ def _insert_requests_postgresql(connection: Connection, rows: Sequence[IntakeRow
             "hashes": [row.body_hash for row in rows],
             "partitions": [row.partition for row in rows],
             "documents": [row.document for row in rows],
+            "ledgers": [row.ledger for row in rows],
         }
         return list(connection.execute(_INSERT_REQUESTS_ARRAYS, parameters).all())
     # Each document is already canonical JSON text: it is spliced in, not encoded again.
@@ -152,7 +160,8 @@ def _insert_requests_postgresql(connection: Connection, rows: Sequence[IntakeRow
         "["
         + ",".join(
             f'{{"c":{_dumps(row.client_id)},"k":{_dumps(row.idempotency_key)},'
-            f'"h":"{row.body_hash}","p":{row.partition},"d":{row.document}}}'
+            f'"h":"{row.body_hash}","p":{row.partition},"d":{row.document},'
+            f'"l":{_dumps(row.ledger)}}}'
             for row in rows
         )
         + "]"

@@ -1,7 +1,8 @@
 """Reads: posting requests by key with their transaction, transactions by id and by account.
 
 Statements here only SELECT. Pages are ordered by insertion position, with opaque cursors
-(`store.rows`).
+(`store.rows`). Transactions are read within one ledger (tenant): another ledger's are not
+found; a posting request is read by its client, who belongs to one ledger.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ class ReadStatements:
             transaction = self._transaction_where(transactions.c.request_id == row.id)
         return record_from_row(row, transaction)
 
-    def get_transaction(self, transaction_id: TransactionId) -> Transaction | None:
-        return self._transaction_where(transactions.c.id == transaction_id)
+    def get_transaction(self, transaction_id: TransactionId, ledger: str) -> Transaction | None:
+        return self._transaction_where(
+            (transactions.c.id == transaction_id) & (transactions.c.ledger == ledger)
+        )
 
     def _transaction_where(self, condition: Any) -> Transaction | None:
         row = self.connection.execute(select(transactions).where(condition)).one_or_none()
@@ -53,9 +56,11 @@ class ReadStatements:
         return self._transactions_from_rows([row])[0]
 
     def list_transactions(
-        self, account_id: AccountId | None, cursor: str | None, limit: int
+        self, ledger: str, account_id: AccountId | None, cursor: str | None, limit: int
     ) -> tuple[list[Transaction], str | None]:
-        query = select(transactions).where(transactions.c.position > decode_cursor(cursor))
+        query = select(transactions).where(
+            transactions.c.ledger == ledger, transactions.c.position > decode_cursor(cursor)
+        )
         if account_id is not None:
             query = query.where(
                 transactions.c.position.in_(

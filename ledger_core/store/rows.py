@@ -9,12 +9,14 @@ clients: a position in a table's insertion order, refused when it was not produc
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from sqlalchemy import and_
 
 from ledger_core.errors import InvalidCursor
 from ledger_core.model import (
+    CURSOR_PATTERN,
     Account,
     AccountFlag,
     AccountId,
@@ -26,8 +28,9 @@ from ledger_core.model import (
     RequestId,
     Transaction,
 )
-from ledger_core.money import BIGINT_MAX
 from ledger_core.store.tables import posting_requests
+
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def encode_cursor(position: int) -> str:
@@ -35,18 +38,13 @@ def encode_cursor(position: int) -> str:
 
 
 def decode_cursor(cursor: str | None) -> int:
+    """The position of a cursor `encode_cursor` made; anything else (padding, other
+    characters, more than 18 digits, which a BIGINT might not hold) is refused."""
     if not cursor:
         return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("p") or not raw[1:].isascii() or not raw[1:].isdigit():
-            raise ValueError(raw)
-        position = int(raw[1:])
-    except ValueError:
-        raise InvalidCursor("cursor was not produced by this service") from None
-    if position > BIGINT_MAX:
+    if not _CURSOR.fullmatch(cursor):
         raise InvalidCursor("cursor was not produced by this service")
-    return position
+    return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))[1:])
 
 
 def account_from_row(row: Any) -> Account:
@@ -60,6 +58,7 @@ def account_from_row(row: Any) -> Account:
         debits_posted=row.debits_posted,
         credits_posted=row.credits_posted,
         created_at=row.created_at,
+        ledger=row.ledger,
     )
 
 

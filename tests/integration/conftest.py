@@ -30,6 +30,7 @@ from api.app import create_app
 from ledger_core.access import Keys
 from ledger_core.keys import DEFAULT_LEDGER, SCOPES
 from ledger_core.settings import Settings
+from ledger_core.trail import Actor
 from ledgerflow.cli import embedded_settings
 from ledgerflow.migrate import upgrade_to_head
 from runtime.context import Runtime, build_runtime
@@ -221,7 +222,11 @@ def new_key(
 ) -> str:
     """The secret of a new API key in `runtime`'s database."""
     _, secret = Keys(runtime.database).create(
-        client=client, scopes=scopes, ledger=ledger, rate_per_s=rate_per_s
+        client=client,
+        scopes=scopes,
+        ledger=ledger,
+        rate_per_s=rate_per_s,
+        actor=Actor(None, "operator:tests", ledger),
     )
     return secret
 

@@ -6,10 +6,12 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
+from ledger_core.model import CURSOR_PATTERN
 from runtime.context import Runtime
 from tests.integration.conftest import (
     STORES,
@@ -483,3 +485,36 @@ def test_a_large_batch_keeps_every_text_exactly_and_replays_as_one(
     for i, stored in enumerate(listed):
         assert stored["description"] == f'say "{i}" \\ naïve ✓ 支付'
         assert stored["metadata"] == {"quote": '"', "backslash": "\\", "emoji": "💸", "n": str(i)}
+
+
+def test_openapi_states_the_real_constraints(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    posting = schemas["TransactionCreate"]["properties"]
+    assert posting["idempotency_key"]["pattern"] == "^[A-Za-z0-9._:~-]{1,128}$"
+    assert posting["idempotency_key"]["maxLength"] == 128
+    assert posting["currency"]["pattern"] == "^[A-Z]{3}$"
+    assert (posting["entries"]["minItems"], posting["entries"]["maxItems"]) == (2, 64)
+    amount = schemas["EntryCreate"]["properties"]["amount"]
+    assert amount["pattern"] == "^(0|[1-9][0-9]*)(\\.[0-9]+)?$"
+    assert schemas["BatchCreate"]["properties"]["transactions"]["maxItems"] == 1000
+    metadata = next(s for s in posting["metadata"]["anyOf"] if s.get("type") == "object")
+    assert metadata["maxProperties"] == 16
+    assert metadata["additionalProperties"]["maxLength"] == 512
+
+    def parameter(path: str, method: str, name: str) -> dict[str, Any]:
+        operation = document["paths"][path][method]
+        return next(p["schema"] for p in operation["parameters"] if p["name"] == name)
+
+    for path in ("/api/v1/accounts", "/api/v1/transactions", "/api/v1/audit-events"):
+        assert parameter(path, "get", "cursor")["pattern"] == CURSOR_PATTERN
+    for path, method in (
+        ("/api/v1/transactions", "post"),
+        ("/api/v1/postings/{idempotency_key}", "get"),
+    ):
+        [wait] = [s for s in parameter(path, method, "wait")["anyOf"] if s["type"] == "number"]
+        assert (wait["minimum"], wait["maximum"]) == (0, 30)
+    key = parameter("/api/v1/postings/{idempotency_key}", "get", "idempotency_key")
+    assert key["pattern"] == posting["idempotency_key"]["pattern"]
+    responses = document["paths"]["/api/v1/transactions"]["post"]["responses"]
+    assert {"400", "408", "413", "422"} <= set(responses)

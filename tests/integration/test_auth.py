@@ -16,7 +16,9 @@ from sqlalchemy import text
 from ledger_core.keys import SCOPES, hash_secret
 from runtime.context import Runtime
 from tests.integration.conftest import (
+    STORES,
     bearer,
+    count_rows,
     drain,
     ledgerflow_cli,
     new_key,
@@ -41,6 +43,8 @@ PROTECTED = [
     ("GET", "/api/v1/ops/partitions", "ops"),
     ("GET", "/metrics", "ops"),
     ("GET", "/ops", "ops"),
+    ("GET", "/api/v1/audit-events", "ops"),
+    ("POST", "/api/v1/ops/retry", "ops"),
 ]
 
 
@@ -186,3 +190,38 @@ def client_keys(runtime: Runtime) -> list[dict[str, object]]:
 
 def cli(runtime: Runtime, *args: str) -> subprocess.CompletedProcess[str]:
     return ledgerflow_cli(runtime_env(runtime), *args)
+
+
+@pytest.mark.parametrize("runtime", STORES, indirect=True)
+def test_a_key_over_its_rate_gets_429_and_stores_nothing(
+    client: httpx.Client, runtime: Runtime
+) -> None:
+    """A key of 0.5 requests/s has a burst of one: its second request at once is refused
+    with Retry-After, nothing of it is stored; a key without a rate is not limited."""
+    wallet, merchant = open_account(client), open_account(client, account_type="liability")
+    limited = bearer(new_key(runtime, client="slow-shop", rate_per_s=0.5))
+    first = transfer(wallet, merchant, "1.00", "RATE-1")
+    assert client.post("/api/v1/transactions", json=first, headers=limited).status_code == 202
+    refused = client.post(
+        "/api/v1/transactions", json=transfer(wallet, merchant, "1.00", "RATE-2"), headers=limited
+    )
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "rate_limited"
+    assert refused.json()["rate_per_s"] == 0.5
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    assert count_rows(runtime, "posting_requests") == 1
+    unlimited = bearer(new_key(runtime, client="fast-shop"))
+    answers = [client.get("/api/v1/accounts", headers=unlimited).status_code for _ in range(20)]
+    assert answers == [200] * 20
+
+
+def test_the_rate_is_shared_by_every_api_process(client: httpx.Client, runtime: Runtime) -> None:
+    """Two API servers on one Redis take from one bucket: a key with a burst of one gets
+    its first request through one server and is refused by the other."""
+    limited = bearer(new_key(runtime, client="shared-rate", rate_per_s=0.2))
+    with serve(runtime) as other_url:
+        assert client.get("/api/v1/accounts", headers=limited).status_code == 200
+        other = httpx.get(f"{other_url}/api/v1/accounts", headers=limited, timeout=10)
+    assert other.status_code == 429
+    assert other.json()["code"] == "rate_limited"

@@ -259,3 +259,145 @@ def test_a_cursor_not_produced_by_the_service_is_a_problem(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "invalid_cursor"
+
+
+def _raw(client: httpx.Client, path: str, content: bytes, **headers: str) -> httpx.Response:
+    return client.post(
+        path, content=content, headers={"content-type": "application/json", **headers}
+    )
+
+
+def _posting_text(accounts: dict[str, str], key: str = "RAW-1") -> str:
+    return json.dumps(transfer(accounts[WALLET], accounts[MERCHANT], "1.00", key))
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/transactions", "/api/v1/transactions/batch", "/api/v1/accounts"]
+)
+@pytest.mark.parametrize(
+    "encode",
+    [
+        pytest.param(
+            lambda text: text.replace(
+                '"currency": "USD"', '"currency": "USD", "currency": "EUR"'
+            ).encode(),
+            id="duplicate key",
+        ),
+        pytest.param(lambda text: text.encode("utf-16"), id="UTF-16 with BOM"),
+        pytest.param(lambda text: text.encode("utf-32"), id="UTF-32"),
+        pytest.param(lambda text: text.encode() + b"\xff", id="invalid UTF-8"),
+        pytest.param(lambda text: b"[" * 10_000 + b"]" * 10_000, id="10,000 deep"),
+        pytest.param(lambda text: text.replace('"1.00"', "NaN").encode(), id="NaN"),
+    ],
+)
+def test_json_that_json_loads_would_take_is_malformed(
+    client: httpx.Client,
+    runtime: Runtime,
+    accounts: dict[str, str],
+    path: str,
+    encode: Any,
+) -> None:
+    text = _posting_text(accounts)
+    if path.endswith("/batch"):
+        text = f'{{"transactions": [{text}]}}'
+    elif path.endswith("/accounts"):
+        text = '{"name": "n", "account_type": "asset", "currency": "USD", "flags": ["1.00"]}'
+    response = _raw(client, path, encode(text))
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "malformed_json"
+    assert count_rows(runtime, "posting_requests") == 0
+
+
+def test_forty_thousand_entries_are_refused_while_parsing(
+    client: httpx.Client, runtime: Runtime, accounts: dict[str, str]
+) -> None:
+    entry = {"account_id": accounts[WALLET], "direction": "debit", "amount": "1.00"}
+    body = {
+        **transfer(accounts[WALLET], accounts[MERCHANT], "1.00", "BIG"),
+        "entries": [entry] * 40_000,
+    }
+    response = _post_json(client, "/api/v1/transactions", body)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["code"] == "invalid_entries"
+    assert "2 to 64 entries" in problem["detail"]
+    assert count_rows(runtime, "posting_requests") == 0
+
+
+def test_a_batch_item_of_forty_thousand_entries_is_refused_in_its_place(
+    client: httpx.Client, accounts: dict[str, str]
+) -> None:
+    entry = {"account_id": accounts[WALLET], "direction": "debit", "amount": "1.00"}
+    item = {
+        **transfer(accounts[WALLET], accounts[MERCHANT], "1.00", "BIG"),
+        "entries": [entry] * 40_000,
+    }
+    response = _post_json(client, "/api/v1/transactions/batch", {"transactions": [item]})
+    assert response.status_code == 200
+    [result] = response.json()["results"]
+    assert result["code"] == "invalid_entries"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("currency", "U" * 300_000, "unsupported_currency"),
+        ("reference", "r" * 300_000, "invalid_request"),
+        ("x" * 300_000, "1", "invalid_request"),
+        ("idempotency_key", "k" * 300_000, "invalid_idempotency_key"),
+    ],
+)
+def test_echoed_input_is_cut_short(
+    client: httpx.Client, accounts: dict[str, str], field: str, value: str, code: str
+) -> None:
+    body = {**transfer(accounts[WALLET], accounts[MERCHANT], "1.00", "ECHO"), field: value}
+    response = _post_json(client, "/api/v1/transactions", body)
+    assert response.status_code == 422
+    assert response.json()["code"] == code
+    assert len(response.content) < 2_000, response.text[:300]
+
+
+@pytest.mark.parametrize("prefer", ["wait=1e9", "wait=31", "wait=-1", "wait=soon"])
+def test_a_prefer_wait_outside_0_to_30_is_422_and_stores_nothing(
+    client: httpx.Client, runtime: Runtime, accounts: dict[str, str], prefer: str
+) -> None:
+    body = transfer(accounts[WALLET], accounts[MERCHANT], "1.00", "PREFER")
+    response = client.post("/api/v1/transactions", json=body, headers={"Prefer": prefer})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_request"
+    assert count_rows(runtime, "posting_requests") == 0
+    polled = client.get("/api/v1/postings/PREFER", headers={"Prefer": prefer})
+    assert polled.status_code == 422
+
+
+@pytest.mark.parametrize("wait", ["-1", "30.5", "1e9", "nan"])
+def test_a_query_wait_outside_0_to_30_is_422(client: httpx.Client, wait: str) -> None:
+    assert client.get("/api/v1/postings/K", params={"wait": wait}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/api/v1/transactions/batch", "POST"),
+        ("OPTIONS", "/api/v1/transactions/batch", "POST"),
+        ("OPTIONS", "/api/v1/transactions", "GET, POST"),
+        ("PUT", "/api/v1/transactions", "GET, POST"),
+        ("OPTIONS", "/api/v1/accounts", "GET, POST"),
+        ("DELETE", "/api/v1/accounts/00000000-0000-4000-8000-000000000000", "GET, PATCH"),
+        ("OPTIONS", "/api/v1/transactions/00000000-0000-4000-8000-000000000000", "GET"),
+    ],
+)
+def test_a_method_a_path_does_not_have_is_405_naming_those_it_has(
+    client: httpx.Client, method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allowed
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_a_transaction_path_that_is_not_a_uuid_names_nothing(client: httpx.Client) -> None:
+    response = client.get("/api/v1/transactions/not-a-uuid")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"

@@ -130,6 +130,35 @@ def test_entry_currency_must_be_its_accounts(
     assert _sqlstate(raised.value) == "23503"
 
 
+@pytest.mark.parametrize("entry_ledger", ["default", "other"])
+def test_an_entry_names_only_accounts_of_its_transactions_ledger(
+    runtime: Runtime, seeded: tuple[uuid.UUID, uuid.UUID, int], entry_ledger: str
+) -> None:
+    """The seeded transaction is in `default`; an account of ledger `other` cannot be one of
+    its entries, whichever ledger the entry claims (its account's key, or its
+    transaction's)."""
+    _a, b, position = seeded
+    elsewhere = uuid.uuid4()
+    with runtime.database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO accounts (id, name, account_type, currency, ledger) "
+                "VALUES (:id, 'x', 'asset', 'USD', 'other')"
+            ),
+            {"id": elsewhere},
+        )
+    with pytest.raises(DBAPIError) as raised, runtime.database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO entries (transaction_position, account_id, currency, direction, "
+                "amount_minor, ledger) VALUES (:p, :a, 'USD', 'debit', 1, :ledger), "
+                "(:p, :b, 'USD', 'credit', 1, 'default')"
+            ),
+            {"p": position, "a": elsewhere, "b": b, "ledger": entry_ledger},
+        )
+    assert _sqlstate(raised.value) == "23503"
+
+
 def test_account_flags_hold_in_the_table(runtime: Runtime) -> None:
     with pytest.raises(DBAPIError) as raised, runtime.database.engine.begin() as connection:
         connection.execute(

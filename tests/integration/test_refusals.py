@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from api.answers import rejection_body
-from ledger_core.model import AccountId, ClientId, Direction, Entry, Posting
+from ledger_core.model import AccountId, ClientId, Direction, Entry, Posting, Sender
 from ledger_core.money import TOTAL_MAX
 from ledger_core.rules import ENTRY_AMOUNT_MAX_MINOR
 from ledger_core.store.tables import accounts
@@ -137,7 +137,7 @@ def test_a_posting_stored_before_a_rule_is_refused_when_applied(
             Entry(AccountId(uuid.UUID(named[a])), Direction(d), amount) for a, d, amount in legs
         ),
     )
-    [accepted] = runtime.ledger.accept([(ClientId("older"), posting)])
+    [accepted] = runtime.ledger.accept([(Sender(ClientId("older"), "default"), posting)])
     assert accepted.created
     runtime.ledger.apply_next_batch(range(runtime.settings.partitions), 10)
 

@@ -6,7 +6,8 @@ SQL decoding to `rules.posting_from_document` on awkward documents (non-ASCII an
 text, quotes and backslashes, 1 minor unit, the largest amount of one entry, currencies of
 exponent 0 and 3, three entries, no optional fields), then run one sequence of accounts,
 postings and refusals on both dialects and compare every row they store, a total of 38
-digits (the largest) among them.
+digits (the largest) among them. One account is of another ledger (tenant): naming it is
+refused as naming a missing one, on both.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ledger_core.model import (
     Direction,
     Entry,
     Posting,
+    Sender,
 )
 from ledger_core.money import TOTAL_MAX, parse_amount
 from ledger_core.rules import (
@@ -44,6 +46,8 @@ from ledgerflow.migrate import upgrade_to_head
 from runtime.context import Runtime, build_runtime
 
 CLIENT = ClientId("parity-client")
+LEDGER = "parity-ledger"
+SENDER = Sender(CLIENT, LEDGER)
 
 
 def _id(n: int) -> AccountId:
@@ -52,6 +56,7 @@ def _id(n: int) -> AccountId:
 
 CASH, MERCHANT, FEES, WALLET, CLOSED = _id(1), _id(2), _id(3), _id(4), _id(5)
 YEN_A, YEN_B, DINAR_A, DINAR_B, MISSING = _id(6), _id(7), _id(8), _id(9), _id(99)
+ELSEWHERE = _id(10)  # an account of another ledger
 ACCOUNTS = [
     (CASH, "Cash", AccountType.ASSET, "USD", AccountFlag.NONE, AccountStatus.ACTIVE),
     (MERCHANT, "Merchant", AccountType.LIABILITY, "USD", AccountFlag.NONE, AccountStatus.ACTIVE),
@@ -147,6 +152,7 @@ REFUSED_POSTINGS = [
     _posting("refused:insufficient", "USD", [(WALLET, "debit", "5.00"), (CASH, "credit", "5.00")]),
     _posting("refused:mismatch", "USD", [(CASH, "debit", "1.00"), (YEN_B, "credit", "1.00")]),
     _posting("refused:missing", "USD", [(CASH, "debit", "1.00"), (MISSING, "credit", "1.00")]),
+    _posting("refused:elsewhere", "USD", [(CASH, "debit", "1.00"), (ELSEWHERE, "credit", "1.00")]),
     _posting("refused:inactive", "USD", [(CLOSED, "debit", "1.00"), (CASH, "credit", "1.00")]),
 ]
 REFUSAL_CODES = {
@@ -156,17 +162,40 @@ REFUSAL_CODES = {
     "refused:insufficient": "insufficient_funds",
     "refused:mismatch": "currency_mismatch",
     "refused:missing": "account_not_found",
+    "refused:elsewhere": "account_not_found",
     "refused:inactive": "account_inactive",
 }
 
 
 def open_accounts(database: Database) -> None:
-    """The same accounts, under the same ids, on any store."""
+    """The same accounts, under the same ids, on any store: those of `ACCOUNTS` in `LEDGER`,
+    and `ELSEWHERE` in another ledger."""
+    opened = [(*account, LEDGER) for account in ACCOUNTS]
+    opened.append(
+        (
+            ELSEWHERE,
+            "Elsewhere",
+            AccountType.LIABILITY,
+            "USD",
+            AccountFlag.NONE,
+            AccountStatus.ACTIVE,
+            "another-ledger",
+        )
+    )
     with database.transaction() as repository:
-        for account_id, name, account_type, currency, flags, status in ACCOUNTS:
+        for account_id, name, account_type, currency, flags, status, ledger in opened:
             repository.insert_account(
                 Account(
-                    account_id, name, account_type, currency, status, flags, 0, 0, datetime.now(UTC)
+                    account_id,
+                    name,
+                    account_type,
+                    currency,
+                    status,
+                    flags,
+                    0,
+                    0,
+                    datetime.now(UTC),
+                    ledger,
                 )
             )
 
@@ -207,7 +236,7 @@ def stored_transactions(database: Database) -> list[tuple[int, Any, Posting]]:
 def test_sql_decoding_of_stored_documents_equals_posting_from_document(runtime: Runtime) -> None:
     assert runtime.database.dialect == "postgresql"
     open_accounts(runtime.database)
-    accepted = runtime.ledger.accept([(CLIENT, posting) for posting in EDGE_POSTINGS])
+    accepted = runtime.ledger.accept([(SENDER, posting) for posting in EDGE_POSTINGS])
     assert all(answer.created for answer in accepted)
     with runtime.database.transaction() as repository:
         documents = dict(
@@ -240,6 +269,8 @@ def snapshot(database: Database) -> dict[str, Any]:
                 entries.c.direction,
                 entries.c.amount_minor,
                 entries.c.currency,
+                entries.c.ledger,
+                transactions.c.ledger,
             )
             .join_from(
                 entries, transactions, entries.c.transaction_position == transactions.c.position
@@ -247,7 +278,12 @@ def snapshot(database: Database) -> dict[str, Any]:
             .order_by(entries.c.transaction_position, entries.c.id)
         ).all()
         totals = connection.execute(
-            select(accounts.c.id, accounts.c.debits_posted, accounts.c.credits_posted)
+            select(
+                accounts.c.id,
+                accounts.c.debits_posted,
+                accounts.c.credits_posted,
+                accounts.c.ledger,
+            )
         ).all()
         requests = connection.execute(
             select(
@@ -257,6 +293,7 @@ def snapshot(database: Database) -> dict[str, Any]:
                 posting_requests.c.error_detail,
                 posting_requests.c.partition,
                 posting_requests.c.body_hash,
+                posting_requests.c.ledger,
             ).order_by(posting_requests.c.id)
         ).all()
     return {
@@ -265,7 +302,7 @@ def snapshot(database: Database) -> dict[str, Any]:
             for _, _, p in posted
         ],
         "entries": [(keys[leg[0]], *leg[1:]) for leg in legs],
-        "totals": sorted((str(row[0]), row[1], row[2]) for row in totals),
+        "totals": sorted((str(row[0]), row[1], row[2], row[3]) for row in totals),
         "requests": [tuple(row) for row in requests],
     }
 
@@ -280,8 +317,8 @@ def run_sequence(runtime: Runtime) -> dict[str, Any]:
             .where(accounts.c.id == YEN_B)
             .values(credits_posted=YEN_B_CREDITS_BEFORE)
         )
-    accepted = runtime.ledger.accept([(CLIENT, p) for p in EDGE_POSTINGS + REFUSED_POSTINGS])
-    replay = runtime.ledger.accept([(CLIENT, EDGE_POSTINGS[0])])
+    accepted = runtime.ledger.accept([(SENDER, p) for p in EDGE_POSTINGS + REFUSED_POSTINGS])
+    replay = runtime.ledger.accept([(SENDER, EDGE_POSTINGS[0])])
     assert all(a.created for a in accepted) and not replay[0].created
     assert all(a.stored().accepted_at.tzinfo is not None for a in accepted + replay)
 
@@ -325,6 +362,11 @@ def test_postgresql_and_sqlite_store_the_same_rows(runtime: Runtime, tmp_path: P
     codes = {row[0]: row[2] for row in on_postgresql["requests"] if row[1] == "rejected"}
     assert codes == REFUSAL_CODES
     assert len(on_postgresql["transactions"]) == len(EDGE_POSTINGS)
-    assert (str(YEN_B), 0, TOTAL_MAX) in on_postgresql["totals"]
+    assert (str(YEN_B), 0, TOTAL_MAX, LEDGER) in on_postgresql["totals"]
+    assert {leg[-2:] for leg in on_postgresql["entries"]} == {(LEDGER, LEDGER)}
+    assert {row[-1] for row in on_postgresql["requests"]} == {LEDGER}
+    details = {row[0]: row[3] for row in on_postgresql["requests"]}
+    assert details["refused:elsewhere"] == f"account {ELSEWHERE} does not exist"
+    assert details["refused:missing"] == f"account {MISSING} does not exist"
     for table in ("transactions", "entries", "totals", "requests"):
         assert on_sqlite[table] == on_postgresql[table], table

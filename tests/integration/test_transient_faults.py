@@ -70,10 +70,10 @@ def test_a_full_intake_answers_overloaded(runtime: Runtime) -> None:
 
     async def submit_twice() -> None:
         # No committer runs, so the first submission stays queued and the second finds it full.
-        first = asyncio.ensure_future(intake.submit([(ClientId("c"), posting)]))
+        first = asyncio.ensure_future(intake.submit([(ClientId("c"), posting)], ledger="default"))
         await asyncio.sleep(0)
         with pytest.raises(Overloaded) as raised:
-            await intake.submit([(ClientId("c"), posting)])
+            await intake.submit([(ClientId("c"), posting)], ledger="default")
         assert raised.value.http_status == 503
         first.cancel()
 

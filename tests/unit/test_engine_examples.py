@@ -14,6 +14,9 @@ The chart used throughout:
     receivable      asset       USD   owed by the card scheme; credits_must_not_exceed_debits
     yen_cash        asset       JPY   a yen bank account
     closed          liability   USD   a wallet that was closed (inactive)
+
+They are the accounts of the coffee shop's ledger (tenant), in which every posting here is
+sent; `elsewhere` is an account of another ledger.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ RECEIVABLE = account_id(6)
 YEN_CASH = account_id(7)
 CLOSED = account_id(8)
 NOWHERE = account_id(99)  # Never opened: absent from every balances map.
+ELSEWHERE = account_id(50)  # Opened in another ledger.
+NOWHERE_IN_BAKERY = account_id(51)  # The other ledger's till.
+LEDGER = "coffee-shop"
 
 WALLET = AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS
 OWED = AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS
@@ -67,8 +73,9 @@ def balance(
     currency: str = "USD",
     flags: AccountFlag = AccountFlag.NONE,
     status: AccountStatus = AccountStatus.ACTIVE,
+    ledger: str = LEDGER,
 ) -> Balance:
-    return Balance(account, currency, status, flags, debits_minor, credits_minor)
+    return Balance(account, currency, status, flags, debits_minor, credits_minor, ledger)
 
 
 def opening_ledger(*overrides: Balance) -> Balances:
@@ -84,6 +91,7 @@ def opening_ledger(*overrides: Balance) -> Balances:
             balance(RECEIVABLE, flags=OWED),
             balance(YEN_CASH, currency="JPY"),
             balance(CLOSED, flags=WALLET, status=AccountStatus.INACTIVE),
+            balance(ELSEWHERE, ledger="bakery"),
         )
     }
     ledger.update({b.account_id: b for b in overrides})
@@ -105,6 +113,7 @@ def queue(*entry_lists: Sequence[RawEntry], currency: str = "USD") -> list[Queue
             RequestId(number),
             ClientId("coffee-shop"),
             build_posting(idempotency_key=f"k-{number}", currency=currency, entries=entries),
+            ledger=LEDGER,
         )
         for number, entries in enumerate(entry_lists, start=1)
     ]
@@ -125,6 +134,7 @@ def stored(*entry_lists: Sequence[RawEntry], currency: str = "USD") -> list[Queu
                     for raw in entries
                 ),
             ),
+            ledger=LEDGER,
         )
         for number, entries in enumerate(entry_lists, start=1)
     ]
@@ -317,6 +327,57 @@ def test_posting_to_an_account_that_was_never_opened_is_refused() -> None:
     assert str(NOWHERE) in outcomes[0].detail
     assert NOWHERE not in after
     assert after == opening_ledger()
+
+
+def test_another_ledgers_account_is_refused_as_if_it_had_never_been_opened() -> None:
+    """The bakery's account exists, but in another ledger. The coffee
+    shop's postings that name it are refused word for word as postings naming an account
+    that was never opened, whichever side it is on: nothing tells that it exists.
+
+        1. Dr cash      5.00   Cr elsewhere 5.00   -> account_not_found
+        2. Dr elsewhere 5.00   Cr cash      5.00   -> account_not_found
+        3. Dr cash      5.00   Cr nowhere   5.00   -> account_not_found (never opened)
+    """
+    before = opening_ledger()
+
+    after, outcomes = apply_postings(
+        before,
+        queue(
+            [dr(CASH, "5.00"), cr(ELSEWHERE, "5.00")],
+            [dr(ELSEWHERE, "5.00"), cr(CASH, "5.00")],
+            [dr(CASH, "5.00"), cr(NOWHERE, "5.00")],
+        ),
+    )
+
+    assert codes(outcomes) == ["account_not_found"] * 3
+    assert outcomes[0].detail == f"account {ELSEWHERE} does not exist"
+    assert outcomes[1].detail == outcomes[0].detail
+    assert outcomes[2].detail == f"account {NOWHERE} does not exist"
+    assert after == before
+
+
+def test_the_other_ledger_posts_to_its_own_account() -> None:
+    """The same account, named by a posting sent in its own ledger, is found and moved."""
+    bakery = [
+        QueuedPosting(
+            RequestId(1),
+            ClientId("bakery"),
+            build_posting(
+                idempotency_key="b-1",
+                currency="USD",
+                entries=[dr(ELSEWHERE, "5.00"), cr(NOWHERE_IN_BAKERY, "5.00")],
+            ),
+            ledger="bakery",
+        )
+    ]
+    before = opening_ledger(balance(NOWHERE_IN_BAKERY, ledger="bakery"))
+
+    after, outcomes = apply_postings(before, bakery)
+
+    assert codes(outcomes) == ["posted"]
+    assert posted(after, ELSEWHERE) == ("5.00", "0.00")
+    assert posted(after, NOWHERE_IN_BAKERY) == ("0.00", "5.00")
+    assert after[ELSEWHERE].ledger == "bakery"
 
 
 def test_posting_to_a_closed_wallet_is_refused() -> None:

@@ -3,7 +3,8 @@
 The pool is small on purpose so that postings collide: dollar and yen accounts, wallets
 flagged debits_must_not_exceed_credits, accounts flagged credits_must_not_exceed_debits (and
 one with both flags), an inactive account, one whose credits sit just below the largest
-storable total, and ids that are absent from the balances map. Postings are balanced by
+storable total, an account of another ledger (tenant), and ids that are absent from the
+balances map. Postings are sent in the ledger `LEDGER`. Postings are balanced by
 construction, as `build_posting` guarantees, but may name any account of the pool in either
 currency, and now and then one account on both sides, which intake refuses and the engine
 refuses again.
@@ -42,6 +43,7 @@ DMNEC = AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS
 CMNED = AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS
 ACTIVE = AccountStatus.ACTIVE
 INACTIVE = AccountStatus.INACTIVE
+LEDGER = "shop"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class PoolAccount:
     flags: AccountFlag = AccountFlag.NONE
     status: AccountStatus = ACTIVE
     near_limit: bool = False
+    ledger: str = LEDGER
 
 
 def _id(number: int) -> AccountId:
@@ -68,6 +71,7 @@ POOL = (
     PoolAccount(_id(11), "JPY"),
     PoolAccount(_id(12), "JPY", DMNEC),
     PoolAccount(_id(13), "JPY", CMNED),
+    PoolAccount(_id(20), "USD", ledger="another-shop"),
 )
 MISSING_IDS = (_id(90), _id(91))
 ALL_IDS = tuple(a.account_id for a in POOL) + MISSING_IDS
@@ -87,15 +91,25 @@ def opening_balances(draw: st.DrawFn) -> Balances:
         if account.near_limit:
             credits = TOTAL_MAX - draw(st.integers(0, 150))
         balances[account.account_id] = Balance(
-            account.account_id, account.currency, account.status, account.flags, debits, credits
+            account.account_id,
+            account.currency,
+            account.status,
+            account.flags,
+            debits,
+            credits,
+            account.ledger,
         )
     return balances
 
 
-# Three in four entries name an active account of the posting's currency; the rest name any
-# id of the pool, the inactive and missing ones included.
+# Three in four entries name an active account of the posting's currency and ledger; the rest
+# name any id of the pool, the inactive, other ledger's and missing ones included.
 ACTIVE_IDS_BY_CURRENCY = {
-    currency: tuple(a.account_id for a in POOL if a.currency == currency and a.status is ACTIVE)
+    currency: tuple(
+        a.account_id
+        for a in POOL
+        if a.currency == currency and a.status is ACTIVE and a.ledger == LEDGER
+    )
     for currency in ("USD", "JPY")
 }
 ENTRY_ACCOUNT_CHOICES = {
@@ -137,7 +151,7 @@ def postings(draw: st.DrawFn, number: int) -> QueuedPosting:
             for e in drawn
         ]
     posting = Posting(idempotency_key=f"k-{number}", currency=currency, entries=tuple(drawn))
-    return QueuedPosting(RequestId(number), ClientId("client"), posting)
+    return QueuedPosting(RequestId(number), ClientId("client"), posting, ledger=LEDGER)
 
 
 @st.composite
@@ -236,6 +250,7 @@ def test_flags_and_account_rules_hold_after_any_batch(
     for queued in accepted(batch, outcomes):
         for entry in queued.posting.entries:
             assert entry.account_id in before
+            assert before[entry.account_id].ledger == queued.ledger
             assert before[entry.account_id].status is ACTIVE
             assert before[entry.account_id].currency == queued.posting.currency
 
@@ -281,8 +296,9 @@ def test_a_flagged_account_takes_exactly_its_room_and_not_one_unit_more(
             flag,
             smaller if flag is DMNEC else larger,
             larger if flag is DMNEC else smaller,
+            LEDGER,
         ),
-        other: Balance(other, "USD", ACTIVE, AccountFlag.NONE, 0, 0),
+        other: Balance(other, "USD", ACTIVE, AccountFlag.NONE, 0, 0, LEDGER),
     }
     toward_the_limit = Direction.DEBIT if flag is DMNEC else Direction.CREDIT
     away = Direction.CREDIT if flag is DMNEC else Direction.DEBIT
@@ -292,7 +308,8 @@ def test_a_flagged_account_takes_exactly_its_room_and_not_one_unit_more(
         entries=(Entry(flagged, toward_the_limit, amount), Entry(other, away, amount)),
     )
 
-    after, [outcome] = apply_postings(before, [QueuedPosting(RequestId(1), ClientId("c"), posting)])
+    queued = QueuedPosting(RequestId(1), ClientId("c"), posting, ledger=LEDGER)
+    after, [outcome] = apply_postings(before, [queued])
 
     assert outcome.posted is (amount <= room)
     if outcome.posted:
@@ -306,7 +323,10 @@ def test_a_flagged_account_takes_exactly_its_room_and_not_one_unit_more(
 PLAIN = {
     account.account_id: account.currency
     for account in POOL
-    if account.flags is AccountFlag.NONE and account.status is ACTIVE and not account.near_limit
+    if account.flags is AccountFlag.NONE
+    and account.status is ACTIVE
+    and not account.near_limit
+    and account.ledger == LEDGER
 }
 
 
@@ -315,9 +335,9 @@ PLAIN = {
 def test_a_posting_with_nothing_to_refuse_it_for_is_posted(
     before: Balances, batch: list[QueuedPosting]
 ) -> None:
-    """Refusals have causes: a posting whose accounts are different on each side, all exist,
-    are active, hold its currency, carry no flag and sit far from the largest total is
-    posted, whatever else the batch holds."""
+    """Refusals have causes: a posting whose accounts are different on each side, all exist
+    in its ledger, are active, hold its currency, carry no flag and sit far from the largest
+    total is posted, whatever else the batch holds."""
     _, outcomes = apply_postings(before, batch)
     for queued, outcome in zip(batch, outcomes, strict=True):
         entries = queued.posting.entries
@@ -326,3 +346,25 @@ def test_a_posting_with_nothing_to_refuse_it_for_is_posted(
             PLAIN.get(e.account_id) == queued.posting.currency for e in entries
         ):
             assert outcome.posted, (queued, outcome)
+
+
+FOREIGN = {account.account_id for account in POOL if account.ledger != LEDGER}
+
+
+@PROPERTY_SETTINGS
+@given(before=opening_balances(), batch=batches())
+def test_another_ledgers_account_is_refused_exactly_as_a_missing_one(
+    before: Balances, batch: list[QueuedPosting]
+) -> None:
+    """Ledgers are tenants: every outcome, code and detail included, is the same whether
+    another ledger's account exists or not, and that account is never moved."""
+    after, outcomes = apply_postings(before, batch)
+    without = {account: b for account, b in before.items() if account not in FOREIGN}
+
+    after_without, outcomes_without = apply_postings(without, batch)
+
+    assert outcomes == outcomes_without
+    assert {account: after[account] for account in FOREIGN} == {
+        account: before[account] for account in FOREIGN
+    }
+    assert {a: b for a, b in after.items() if a not in FOREIGN} == after_without
