@@ -32,6 +32,7 @@ from ledger_core.keys import (
     ACCOUNTS_WRITE,
     DEFAULT_LEDGER,
     LEDGER_READ,
+    OPEN_CLIENT,
     OPS,
     POSTINGS_READ,
     POSTINGS_WRITE,
@@ -65,7 +66,7 @@ class Caller:
         return Actor(self.key_id, self.client, self.ledger)
 
 
-OPEN_CALLER = Caller(None, ClientId("default"), DEFAULT_LEDGER, frozenset(SCOPES))
+OPEN_CALLER = Caller(None, ClientId(OPEN_CLIENT), DEFAULT_LEDGER, frozenset(SCOPES))
 
 
 def presented_secret(authorization: str | None) -> str | None:

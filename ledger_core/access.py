@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from ledger_core.errors import InvalidRequest, NotFound
 from ledger_core.keys import (
     DEFAULT_LEDGER,
+    OPEN_CLIENT,
     ApiKey,
     check_name,
     check_rate,
@@ -56,6 +57,8 @@ class Keys:
         with self.database.transaction() as repository:
             repository.lock_client(key.client)
             others = repository.client_ledgers(key.client) - {key.ledger}
+            if key.client == OPEN_CLIENT:
+                others |= {DEFAULT_LEDGER} - {key.ledger}
             if others:
                 raise InvalidRequest(
                     f"client {key.client!r} belongs to ledger {sorted(others)[0]!r}; a client's"

@@ -28,6 +28,9 @@ OPS = "ops"
 SCOPES: tuple[str, ...] = (POSTINGS_WRITE, POSTINGS_READ, LEDGER_READ, ACCOUNTS_WRITE, OPS)
 
 DEFAULT_LEDGER = "default"
+# The client every request acts as while authentication is off (LEDGERFLOW_AUTH=off). Its
+# postings are in the default ledger, so a key for it can only name that ledger.
+OPEN_CLIENT = "default"
 SECRET_PREFIX = "lf_"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 

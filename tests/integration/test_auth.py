@@ -165,6 +165,10 @@ def test_keys_cli_creates_lists_and_stores_only_a_hash(runtime: Runtime) -> None
     assert "nope" in refused.stderr
     moved = cli(runtime, "keys", "create", "--client", "acme", "--scopes", "ops")
     assert moved.returncode == 2, "a client's keys all name its one ledger"
+    # The client of unauthenticated requests (LEDGERFLOW_AUTH=off) posted in `default`.
+    elsewhere = ["--scopes", "postings:read", "--ledger", "other"]
+    assert cli(runtime, "keys", "create", "--client", "default", *elsewhere).returncode == 2
+    assert cli(runtime, "keys", "create", "--client", "default", "--scopes", "ops").returncode == 0
 
 
 def test_with_auth_off_every_request_is_served_and_the_service_says_so(
