@@ -178,11 +178,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(runtime: Runtime) -> Iterator[str]:
-    """The API of `runtime` served by uvicorn in a thread of the test process."""
+def serve(runtime: Runtime, **config: Any) -> Iterator[str]:
+    """The API of `runtime` served by uvicorn in a thread of the test process; `config`
+    adds uvicorn options (the HTTP protocol class, say)."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(runtime), host="127.0.0.1", port=port, log_level="warning", **config
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

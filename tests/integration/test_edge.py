@@ -5,48 +5,24 @@ does not arrive."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from ledgerflow.http import HeaderDeadlineProtocol
 from runtime.context import Runtime
-from tests.integration.conftest import AUTHORIZED, free_port, serve
+from tests.integration.conftest import AUTHORIZED, serve
 
 READ_TIMEOUT_S = 0.5
 
 
 class QuickHeaders(HeaderDeadlineProtocol):
     header_timeout_s = READ_TIMEOUT_S
-
-
-@contextlib.contextmanager
-def serve_with_header_deadline(runtime: Runtime) -> Iterator[str]:
-    """The API served as `ledgerflow serve` serves it: uvicorn with the header deadline."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=port, log_level="warning", http=QuickHeaders
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the test API did not start within 10 s"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _runtime(runtime: Runtime, **settings: Any) -> Runtime:
@@ -169,7 +145,7 @@ def test_a_whole_body_is_not_held_to_the_deadline(edge_url: str) -> None:
     ],
 )
 def test_headers_that_do_not_arrive_close_the_connection(runtime: Runtime, head: bytes) -> None:
-    with serve_with_header_deadline(runtime) as url:
+    with serve(runtime, http=QuickHeaders) as url:
         answer, closed_after_s = _half_request(url, head, b"")
     assert answer == b""
     assert READ_TIMEOUT_S * 0.8 <= closed_after_s < READ_TIMEOUT_S + 2
@@ -194,7 +170,7 @@ def _exchange(connection: socket.socket, request: bytes) -> bytes:
 
 def test_the_header_deadline_leaves_a_kept_alive_connection_alone(runtime: Runtime) -> None:
     request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    with serve_with_header_deadline(runtime) as url:
+    with serve(runtime, http=QuickHeaders) as url:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=5) as connection:
             assert _exchange(connection, request).startswith(b"HTTP/1.1 200 ")
